@@ -1,0 +1,97 @@
+"""Every NATS stream, subject, durable consumer and header name ChronoFlow uses, in one place.
+
+Nothing else in the code base spells a subject: services call the builders below. The layout:
+
+- ``CF_EVENTS`` (limits retention, file storage) is the event store, the source of truth.
+  One subject per aggregate, so ``Nats-Expected-Last-Subject-Sequence`` gives optimistic
+  concurrency per chrono, channel or function: ``cf.events.<kind>.<id>``.
+- ``CF_RUNS`` (limits retention) records what happened to runs and schedules:
+  ``cf.runs.<chrono_id>``. Kept apart from ``CF_EVENTS`` so that run bookkeeping never moves a
+  chrono's version (a client's PATCH must not conflict with the scheduler's work).
+- ``CF_WORK`` (work-queue retention) holds ``RunRequested`` for each executor:
+  ``cf.work.<target>``; one durable pull consumer per target type, shared by its replicas.
+- ``CF_SCHEDULES`` (limits retention, message schedules allowed, one message per subject) holds
+  exactly one delayed message per active chrono on ``cf.schedules.chrono.<id>``; when it fires,
+  nats-server writes it to ``cf.schedules.fired.<id>``, which the scheduler consumes.
+  Interest retention is never used here: it loses schedules.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+TargetKind = Literal["http", "message", "function"]
+AggregateKind = Literal["chrono", "channel", "function"]
+
+# Streams
+EVENTS_STREAM: Final = "CF_EVENTS"
+RUNS_STREAM: Final = "CF_RUNS"
+WORK_STREAM: Final = "CF_WORK"
+SCHEDULES_STREAM: Final = "CF_SCHEDULES"
+
+EVENTS_SUBJECTS: Final = "cf.events.>"
+RUNS_SUBJECTS: Final = "cf.runs.>"
+WORK_SUBJECTS: Final = "cf.work.>"
+SCHEDULES_SUBJECTS: Final = "cf.schedules.>"
+SCHEDULE_FIRED_FILTER: Final = "cf.schedules.fired.>"
+
+# Durable consumers
+PROJECTOR_DURABLE: Final = "projector"
+SCHEDULER_FIRE_DURABLE: Final = "scheduler-fire"
+SCHEDULER_EVENTS_DURABLE: Final = "scheduler-events"
+EXECUTOR_DURABLES: Final[dict[TargetKind, str]] = {
+    "http": "executor-http",
+    "message": "executor-message",
+    "function": "executor-function",
+}
+
+# Request/reply (core NATS, not persisted)
+WAHA_SEND_SUBJECT: Final = "cf.rpc.waha.send"
+
+# Headers
+MSG_ID: Final = "Nats-Msg-Id"
+EXPECTED_LAST_SUBJECT_SEQUENCE: Final = "Nats-Expected-Last-Subject-Sequence"
+SCHEDULE: Final = "Nats-Schedule"
+SCHEDULE_TARGET: Final = "Nats-Schedule-Target"
+EVENT_TYPE: Final = "CF-Event-Type"
+EVENT_VERSION: Final = "CF-Event-Version"
+DUE_AT: Final = "CF-Due-At"
+TRACEPARENT: Final = "traceparent"
+TRACESTATE: Final = "tracestate"
+
+
+def aggregate_subject(kind: AggregateKind, aggregate_id: str) -> str:
+    """The event-store subject of one aggregate."""
+    return f"cf.events.{kind}.{_token(aggregate_id)}"
+
+
+def aggregate_filter(kind: AggregateKind) -> str:
+    """Every event-store subject of one aggregate kind."""
+    return f"cf.events.{kind}.*"
+
+
+def runs_subject(chrono_id: str) -> str:
+    """Where the run and schedule bookkeeping of one chrono is recorded."""
+    return f"cf.runs.{_token(chrono_id)}"
+
+
+def work_subject(target: TargetKind) -> str:
+    """The queue an executor consumes."""
+    return f"cf.work.{target}"
+
+
+def schedule_subject(chrono_id: str) -> str:
+    """The subject holding a chrono's single pending schedule message."""
+    return f"cf.schedules.chrono.{_token(chrono_id)}"
+
+
+def schedule_fired_subject(chrono_id: str) -> str:
+    """The literal subject a chrono's schedule fires into (same stream, as nats-server requires)."""
+    return f"cf.schedules.fired.{_token(chrono_id)}"
+
+
+def _token(value: str) -> str:
+    # Ids are UUIDs; anything that could split or wildcard a subject is refused outright.
+    if not value or any(c in value for c in ". *>\t\r\n"):
+        raise ValueError(f"not a valid subject token: {value!r}")
+    return value

@@ -1,0 +1,76 @@
+"""Golden samples keep parsing; exported schemas and AsyncAPI match the code; names are safe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chronoflow_contracts import LATEST, UnknownEventError, decode, encode, names
+from chronoflow_contracts.export import render
+from chronoflow_contracts.registry import EVENT_MODELS
+
+GOLDEN = Path(__file__).parent / "golden"
+DOCS = Path(__file__).parents[3] / "docs" / "contracts"
+
+
+def _golden_files() -> list[Path]:
+    return sorted(GOLDEN.glob("*.json"))
+
+
+def test_every_event_type_and_version_has_a_golden_sample() -> None:
+    have = {p.name.removesuffix(".json") for p in _golden_files()}
+    want = {f"{m.TYPE}.v{m.VERSION}" for m in EVENT_MODELS}
+    assert want <= have
+
+
+@pytest.mark.parametrize("path", _golden_files(), ids=lambda p: p.name)
+def test_golden_sample_parses_into_the_latest_model(path: Path) -> None:
+    event_type, _, version = path.name.removesuffix(".json").rpartition(".v")
+    body = path.read_bytes()
+    event = decode(event_type, int(version), body)
+    assert isinstance(event, LATEST[event_type])
+    # Round trip: what we write is what we read.
+    assert decode(event_type, event.VERSION, encode(event)) == event
+
+
+def test_wire_format_is_camel_case_with_type_and_version() -> None:
+    sample = json.loads((GOLDEN / "run.skipped.v1.json").read_text())
+    event = decode("run.skipped", 1, sample)
+    wire = json.loads(encode(event))
+    assert wire["type"] == "run.skipped"
+    assert wire["version"] == 1
+    assert "chronoId" in wire
+    assert "chrono_id" not in wire
+
+
+def test_unknown_types_and_versions_are_refused_clearly() -> None:
+    with pytest.raises(UnknownEventError, match="unknown event type"):
+        decode("chrono.exploded", 1, b"{}")
+    with pytest.raises(UnknownEventError, match="unknown version 99"):
+        decode("chrono.created", 99, b"{}")
+
+
+def test_exported_schemas_and_asyncapi_match_the_code() -> None:
+    expected = render()
+    for rel, content in expected.items():
+        path = DOCS / rel
+        assert path.exists(), f"{path} missing: run `make docs`"
+        assert path.read_text() == content, f"{path} drifted from the code: run `make docs`"
+    exported = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.json")}
+    assert exported == set(expected), "stale exported files: run `make docs` and delete extras"
+
+
+@pytest.mark.parametrize("bad", ["", "a.b", "a*", "a>", "a b", "x\n"])
+def test_subject_builders_refuse_tokens_that_would_split_or_wildcard(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a valid subject token"):
+        names.aggregate_subject("chrono", bad)
+
+
+def test_subjects_fall_inside_their_streams() -> None:
+    assert names.aggregate_subject("chrono", "x").startswith("cf.events.")
+    assert names.runs_subject("x").startswith("cf.runs.")
+    assert names.work_subject("http").startswith("cf.work.")
+    assert names.schedule_subject("x").startswith("cf.schedules.")
+    assert names.schedule_fired_subject("x").startswith("cf.schedules.fired.")

@@ -1,0 +1,1 @@
+"""Shared wiring: settings, NATS streams, database, migrations, publishing, service runner."""

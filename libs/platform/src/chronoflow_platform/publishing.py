@@ -1,0 +1,44 @@
+"""The one way ChronoFlow puts an event on JetStream: message id, type/version and trace headers."""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from opentelemetry import propagate
+
+from chronoflow_contracts import Event, encode, names
+
+
+def event_headers(event: Event, *, msg_id: str | None = None) -> dict[str, str]:
+    """Headers for an event: dedup id, schema identity and W3C trace context."""
+    headers = {
+        names.MSG_ID: msg_id or event.event_id,
+        names.EVENT_TYPE: event.TYPE,
+        names.EVENT_VERSION: str(event.VERSION),
+    }
+    propagate.inject(headers)
+    return headers
+
+
+async def publish_event(
+    js: JetStreamContext,
+    subject: str,
+    event: Event,
+    *,
+    msg_id: str | None = None,
+    expected_last_subject_sequence: int | None = None,
+    extra_headers: dict[str, str] | None = None,
+    ack_timeout: float | None = None,
+) -> PubAck:
+    """Append ``event`` to ``subject`` and wait for JetStream's acknowledgement.
+
+    ``expected_last_subject_sequence`` gives optimistic concurrency: JetStream refuses the
+    append (error code 10071) if another event reached the subject first. ``0`` means "the
+    subject must be empty" (a create).
+    """
+    headers = event_headers(event, msg_id=msg_id)
+    if expected_last_subject_sequence is not None:
+        headers[names.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_sequence)
+    if extra_headers:
+        headers.update(extra_headers)
+    return await js.publish(subject, encode(event), headers=headers, timeout=ack_timeout)

@@ -1,0 +1,148 @@
+"""The shape every service shares: NATS (+ Postgres) in a lifespan, /health, /ready, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chronoflow_platform import db, jetstream
+from chronoflow_platform.settings import BaseServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds: connections, its metrics registry, its background tasks."""
+
+    name: str
+    settings: BaseServiceSettings
+    nc: NatsClient
+    js: JetStreamContext
+    registry: CollectorRegistry
+    engine: AsyncEngine | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def spawn(self, coro: Awaitable[Any], *, name: str) -> None:
+        """Run a background loop for the service's lifetime; a crash in it is logged loudly."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s crashed", name)
+                raise
+
+        self.tasks.append(asyncio.create_task(guarded(), name=name))
+
+
+Startup = Callable[[Runtime], Awaitable[None]]
+Shutdown = Callable[[Runtime], Awaitable[None]]
+
+
+def create_service_app(
+    *,
+    name: str,
+    settings: BaseServiceSettings,
+    needs_db: bool,
+    on_startup: Startup | None = None,
+    on_shutdown: Shutdown | None = None,
+    registry: CollectorRegistry | None = None,
+    app: FastAPI | None = None,
+) -> FastAPI:
+    """Wrap (or build) a FastAPI app with the service lifespan and operational endpoints.
+
+    The runtime is at ``app.state.runtime`` once the lifespan has started.
+    """
+    registry = registry or CollectorRegistry()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
+        nc = await jetstream.connect(settings.nats_url, name=name)
+        js = nc.jetstream()
+        await jetstream.provision_streams(
+            js,
+            duplicate_window=settings.duplicate_window_seconds,
+            replicas=settings.stream_replicas,
+        )
+        engine = db.create_engine(settings.database_url.get_secret_value()) if needs_db else None
+        runtime = Runtime(
+            name=name, settings=settings, nc=nc, js=js, registry=registry, engine=engine
+        )
+        app_.state.runtime = runtime
+        try:
+            if on_startup is not None:
+                await on_startup(runtime)
+            log.info("%s started", name)
+            yield
+        finally:
+            for task in runtime.tasks:
+                task.cancel()
+            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            if on_shutdown is not None:
+                await on_shutdown(runtime)
+            with contextlib.suppress(Exception):
+                await nc.drain()
+            if engine is not None:
+                await engine.dispose()
+            log.info("%s stopped", name)
+
+    if app is None:
+        app = FastAPI(title=f"ChronoFlow {name}", lifespan=lifespan)
+    else:
+        app.router.lifespan_context = lifespan
+
+    @app.get("/health", tags=["operations"], summary="Liveness: the process is up")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": name}
+
+    @app.get("/ready", tags=["operations"], summary="Readiness: NATS and Postgres reachable")
+    async def ready() -> JSONResponse:
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        checks: dict[str, str] = {}
+        if runtime is None:
+            return JSONResponse({"status": "starting", "checks": checks}, status_code=503)
+        checks["nats"] = "ok" if runtime.nc.is_connected else "disconnected"
+        if runtime.engine is not None:
+            try:
+                await asyncio.wait_for(db.ping(runtime.engine), timeout=2)
+                checks["postgres"] = "ok"
+            except Exception as exc:  # any failure means "not ready"; the type is reported
+                checks["postgres"] = f"error: {type(exc).__name__}"
+        crashed = [t.get_name() for t in runtime.tasks if t.done()]
+        if crashed:
+            checks["tasks"] = "stopped: " + ", ".join(crashed)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def serve(app: FastAPI, *, host: str, port: int) -> None:
+    """Run the app until SIGTERM/SIGINT; uvicorn finishes the lifespan so shutdown is clean."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""The schedule language: natural-language (EN/PT) and cron schedules, time zones, DST."""

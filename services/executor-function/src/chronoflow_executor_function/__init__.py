@@ -1,0 +1,1 @@
+"""User JavaScript in QuickJS on wasmtime."""

@@ -1,0 +1,1 @@
+"""Signed, retried, SSRF-safe webhooks."""

@@ -1,0 +1,1 @@
+"""WhatsApp message runs through the waha-gateway."""

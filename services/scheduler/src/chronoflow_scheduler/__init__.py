@@ -1,0 +1,1 @@
+"""One durable delayed message per active chrono."""

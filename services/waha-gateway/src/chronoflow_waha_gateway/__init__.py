@@ -1,0 +1,1 @@
+"""WAHA sessions, webhooks and paced sends."""

@@ -1,0 +1,1 @@
+"""Embedded nats-server and PostgreSQL for make run and the tests."""

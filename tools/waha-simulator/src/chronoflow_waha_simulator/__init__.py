@@ -1,0 +1,1 @@
+"""A WAHA (WhatsApp HTTP API) simulator that follows WAHA's published contract."""
