@@ -79,6 +79,8 @@ class ChronoCreated(ChronoEvent):
     TYPE: ClassVar[str] = "chrono.created"
     VERSION: ClassVar[int] = 1
     definition: ChronoDefinition
+    #: The first occurrence, computed once by the api when it accepted the command.
+    next_run_at: AwareDatetime | None = None
 
 
 class ChronoUpdated(ChronoEvent):
@@ -87,6 +89,8 @@ class ChronoUpdated(ChronoEvent):
     TYPE: ClassVar[str] = "chrono.updated"
     VERSION: ClassVar[int] = 1
     definition: ChronoDefinition
+    #: The first occurrence, computed once by the api when it accepted the command.
+    next_run_at: AwareDatetime | None = None
 
 
 class ChronoPaused(ChronoEvent):
@@ -97,10 +101,12 @@ class ChronoPaused(ChronoEvent):
 
 
 class ChronoResumed(ChronoEvent):
-    """A paused chrono fires again; recurring schedules restart from ``resumed_at``."""
+    """A paused chrono fires again; its schedule restarts from the resume instant."""
 
     TYPE: ClassVar[str] = "chrono.resumed"
     VERSION: ClassVar[int] = 1
+    #: The next occurrence from the resume instant, computed by the api.
+    next_run_at: AwareDatetime | None = None
 
 
 class ChronoDeleted(ChronoEvent):

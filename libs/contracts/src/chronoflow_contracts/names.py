@@ -45,8 +45,11 @@ EXECUTOR_DURABLES: Final[dict[TargetKind, str]] = {
     "function": "executor-function",
 }
 
-# Request/reply (core NATS, not persisted)
+# Core NATS (not persisted)
 WAHA_SEND_SUBJECT: Final = "cf.rpc.waha.send"
+#: The projector announces ``{"stream": …, "seq": …}`` here after each commit, so the api can
+#: answer a write once the read model shows it (read-your-writes) without polling Postgres.
+PROJECTION_APPLIED_SUBJECT: Final = "cf.projector.applied"
 
 # Headers
 MSG_ID: Final = "Nats-Msg-Id"

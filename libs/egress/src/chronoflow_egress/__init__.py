@@ -3,14 +3,8 @@
 from chronoflow_egress.client import (
     ALLOWED_SCHEMES,
     DEFAULT_USER_AGENT,
-    MAX_BODY_BYTES,
-    SENSITIVE_HEADERS,
-    CappedResponse,
     GuardedTransport,
     build_client,
-    read_capped,
-    redirect_request,
-    send_capped,
 )
 from chronoflow_egress.decision import (
     BlockReason,
@@ -19,6 +13,14 @@ from chronoflow_egress.decision import (
     check_address,
     classify,
     literal_address,
+)
+from chronoflow_egress.exchange import (
+    MAX_BODY_BYTES,
+    SENSITIVE_HEADERS,
+    CappedResponse,
+    read_capped,
+    redirect_request,
+    send_capped,
 )
 from chronoflow_egress.metrics import EgressMetrics
 from chronoflow_egress.policy import (
@@ -29,7 +31,7 @@ from chronoflow_egress.policy import (
     EgressPolicy,
     parse_allowlist,
 )
-from chronoflow_egress.resolver import GuardedResolver
+from chronoflow_egress.resolver import GuardedResolver, StaticResolver
 
 __all__ = [
     "ALLOWED_SCHEMES",
@@ -48,6 +50,7 @@ __all__ = [
     "EgressPolicy",
     "GuardedResolver",
     "GuardedTransport",
+    "StaticResolver",
     "build_client",
     "check_address",
     "classify",

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
-from collections.abc import AsyncGenerator, Iterable
-from contextlib import aclosing
-from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import cast
+from typing import NoReturn
 
 import aiohttp
 import httpx
@@ -29,14 +25,11 @@ from chronoflow_egress.policy import EgressPolicy, IPAddress
 from chronoflow_egress.resolver import GuardedResolver
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
-MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_USER_AGENT = "ChronoFlow-Webhooks/0.1"
-# Dropped from a redirected request whenever the next hop is another origin.
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-_BODY_HEADERS = ("content-length", "content-type", "transfer-encoding")
 
 
-def _default_port(url: httpx.URL) -> int:
+def default_port(url: httpx.URL) -> int:
+    """The URL's port, or the scheme's default."""
     if url.port is not None:
         return url.port
     return 443 if url.scheme == "https" else 80
@@ -69,7 +62,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._ssl = (
             verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
         )
-        self._resolver = GuardedResolver(policy, inner=resolver, on_blocked=self._record)
+        self._resolver = GuardedResolver(policy, inner=resolver)
         # The session is built on first use: aiohttp wants a running event loop.
         self._aiohttp = AiohttpTransport(verify=self._ssl, client=self._new_session)
 
@@ -88,18 +81,14 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
         )
 
-    def _record(self, reason: BlockReason) -> None:
-        if self._metrics is not None:
-            self._metrics.record_blocked(reason)
-
-    def _refuse(self, reason: BlockReason, host: str, port: int, address: IPAddress | None) -> None:
-        self._record(reason)
+    @staticmethod
+    def _refuse(reason: BlockReason, host: str, port: int, address: IPAddress | None) -> NoReturn:
         raise EgressBlocked(reason, host=host, port=port, address=address)
 
     def check_request(self, request: httpx.Request) -> None:
         """Refuse a bad scheme or a refused IP-literal host; host names are left to the resolver."""
         url = request.url
-        port = _default_port(url)
+        port = default_port(url)
         if url.scheme not in ALLOWED_SCHEMES:
             self._refuse(BlockReason.SCHEME, url.host, port, None)
         # httpx's reading of the host and aiohttp's (yarl's) can differ; check both.
@@ -114,9 +103,15 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 self._refuse(decision.reason, host, port, address)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.check_request(request)
         try:
+            self.check_request(request)
             return await self._aiohttp.handle_async_request(request)
+        except EgressBlocked as exc:
+            # Counted here, once per refused request: concurrent requests for one name share a
+            # single resolution inside aiohttp, so the resolver would count them once.
+            if self._metrics is not None:
+                self._metrics.record_blocked(exc.reason)
+            raise
         except httpx.TransportError as exc:
             raise _with_request(_precise(exc), request) from exc.__cause__
 
@@ -185,140 +180,3 @@ def build_client(
         cookies=_refuse_all_cookies(),
         headers={"user-agent": user_agent},
     )
-
-
-@dataclass(frozen=True, slots=True)
-class CappedResponse:
-    """A response whose body was read up to a cap; ``truncated`` says whether more was left."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-    truncated: bool
-    duration_s: float
-    url: httpx.URL
-    redirects: int = 0
-
-    def snippet(self, chars: int = 1000) -> str:
-        """The start of the body as text (UTF-8, undecodable bytes replaced)."""
-        return self.body[: chars * 4].decode("utf-8", errors="replace")[:chars]
-
-
-async def read_capped(
-    response: httpx.Response, max_bytes: int = MAX_BODY_BYTES
-) -> tuple[bytes, bool]:
-    """Read a streamed (decoded) body up to ``max_bytes``; stop there without draining the rest."""
-    chunks: list[bytes] = []
-    size = 0
-    # aiter_bytes is an async generator (typed as a plain iterator); close it when we stop early.
-    body_chunks = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
-    async with aclosing(body_chunks) as stream:
-        async for chunk in stream:
-            room = max_bytes - size
-            if len(chunk) > room:
-                chunks.append(chunk[:room])
-                return b"".join(chunks), True
-            chunks.append(chunk)
-            size += len(chunk)
-    return b"".join(chunks), False
-
-
-def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
-    return (a.scheme, a.host, _default_port(a)) == (b.scheme, b.host, _default_port(b))
-
-
-def redirect_request(
-    request: httpx.Request, response: httpx.Response, sensitive_headers: Iterable[str] = ()
-) -> httpx.Request:
-    """The next hop's request, as browsers and httpx build it, minus credentials across origins.
-
-    The hop goes through the same client, so its scheme, host and every resolved address are
-    checked again before anything is sent.
-    """
-    url = request.url.join(response.headers["location"])
-    if url.scheme not in ALLOWED_SCHEMES:
-        raise EgressBlocked(BlockReason.SCHEME, host=url.host, port=_default_port(url))
-    method = request.method
-    if (response.status_code == 303 and method != "HEAD") or (
-        response.status_code in (301, 302) and method == "POST"
-    ):
-        method = "GET"
-    headers = httpx.Headers(request.headers)
-    headers.pop("host", None)
-    if not _same_origin(url, request.url):
-        for name in SENSITIVE_HEADERS.union(h.lower() for h in sensitive_headers):
-            headers.pop(name, None)
-    content: bytes | None = request.content
-    if method != request.method:
-        content = None
-        for name in _BODY_HEADERS:
-            headers.pop(name, None)
-    return httpx.Request(
-        method, url, headers=headers, content=content, extensions=request.extensions
-    )
-
-
-async def send_capped(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    *,
-    max_body: int = MAX_BODY_BYTES,
-    follow_redirects: bool = False,
-    sensitive_headers: Iterable[str] = (),
-    deadline: float | None = None,
-) -> CappedResponse:
-    """Send one request, read at most ``max_body`` bytes of the response, and time it.
-
-    With ``follow_redirects`` each hop is re-checked by the guard, at most ``client.max_redirects``
-    hops, and ``sensitive_headers`` (beyond Authorization, Cookie, Proxy-Authorization) are
-    dropped when a hop changes origin. ``deadline`` bounds the whole exchange in seconds,
-    whatever the per-phase timeouts allow (a server dripping one byte at a time cannot hold it).
-
-    Raises :class:`EgressBlocked` for a refused destination, ``httpx.TooManyRedirects``, and
-    ``httpx`` transport errors (``httpx.TimeoutException`` when the deadline passes).
-    """
-    scope = asyncio.timeout(deadline)
-    try:
-        async with scope:
-            return await _exchange(
-                client, request, max_body, follow_redirects, tuple(sensitive_headers)
-            )
-    except TimeoutError as exc:
-        if not scope.expired():
-            raise
-        raise httpx.TimeoutException(
-            f"no complete response within {deadline} s", request=request
-        ) from exc
-
-
-async def _exchange(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    max_body: int,
-    follow_redirects: bool,
-    sensitive_headers: tuple[str, ...],
-) -> CappedResponse:
-    started = time.perf_counter()
-    hops = 0
-    while True:
-        response = await client.send(request, stream=True, follow_redirects=False)
-        try:
-            if not (follow_redirects and response.has_redirect_location):
-                body, truncated = await read_capped(response, max_body)
-                return CappedResponse(
-                    status=response.status_code,
-                    headers=response.headers,
-                    body=body,
-                    truncated=truncated,
-                    duration_s=time.perf_counter() - started,
-                    url=request.url,
-                    redirects=hops,
-                )
-            if hops >= client.max_redirects:
-                raise httpx.TooManyRedirects(
-                    f"more than {client.max_redirects} redirects", request=request
-                )
-            request = redirect_request(request, response, sensitive_headers)
-            hops += 1
-        finally:
-            await response.aclose()

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from chronoflow_egress.decision import BlockReason, EgressBlocked, check_address
-from chronoflow_egress.policy import EgressPolicy, IPAddress
+from chronoflow_egress.policy import EgressPolicy, IPAddress, normalise_host
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +31,9 @@ class GuardedResolver(AbstractResolver):
         policy: EgressPolicy,
         *,
         inner: AbstractResolver | None = None,
-        on_blocked: Callable[[BlockReason], None] | None = None,
     ) -> None:
         self._policy = policy
         self._inner = inner
-        self._on_blocked = on_blocked
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -62,10 +60,42 @@ class GuardedResolver(AbstractResolver):
         if allowed:
             logger.info("egress: dropped refused answers for %s (%s)", host, refusal[0])
             return allowed
-        if self._on_blocked is not None:
-            self._on_blocked(refusal[0])
         raise EgressBlocked(refusal[0], host=host, port=port, address=refusal[1])
 
     async def close(self) -> None:
         if self._inner is not None:
             await self._inner.close()
+
+
+class StaticResolver(AbstractResolver):
+    """Answers from a fixed table instead of DNS, and records what it was asked.
+
+    For tests: put it under :class:`GuardedResolver` (``build_client(resolver=...)``) to see how
+    the guard treats any answer, without a DNS server. An unknown name fails as DNS would.
+    """
+
+    def __init__(self, table: Mapping[str, Sequence[str]]) -> None:
+        self.table = {normalise_host(host): list(addresses) for host, addresses in table.items()}
+        self.asked: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.asked.append(host)
+        addresses = self.table.get(normalise_host(host))
+        if addresses is None:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not in the static table")
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        pass

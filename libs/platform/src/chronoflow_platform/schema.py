@@ -42,9 +42,8 @@ chronos = Table(
     Column("extras", JSONB, nullable=False),
     Column("config", JSONB, nullable=False),
     Column("is_active", Boolean, nullable=False),
-    Column("last_run_at", DateTime(timezone=True)),
-    Column("last_run_status", String(16)),
-    Column("last_run_id", String(36)),
+    # The next occurrence as the api computed it with the last definition change; the
+    # scheduler's later choices live in ``chrono_run_state`` (see there).
     Column("next_run_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -52,6 +51,20 @@ chronos = Table(
     Column("version", BigInteger, nullable=False),
     Index("ix_chronos_active_id", "is_active", "id"),
     Index("ix_chronos_target_type_id", "target_type", "id"),
+)
+
+# Folded from the runs stream only, so the two streams can be applied in any interleaving and
+# a rebuild still arrives at identical tables. The api shows ``next_run_at`` from here when
+# ``next_run_version`` has caught up with the chrono's version, else ``chronos.next_run_at``.
+chrono_run_state = Table(
+    "chrono_run_state",
+    metadata,
+    Column("chrono_id", String(36), primary_key=True),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("last_run_status", String(16)),
+    Column("last_run_id", String(36)),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("next_run_version", BigInteger),
 )
 
 chrono_runs = Table(
@@ -139,4 +152,11 @@ api_keys = Table(
 )
 
 #: The tables a rebuild drops and replays from the streams.
-PROJECTION_TABLES = (chronos, chrono_runs, channels, functions, projection_checkpoints)
+PROJECTION_TABLES = (
+    chronos,
+    chrono_run_state,
+    chrono_runs,
+    channels,
+    functions,
+    projection_checkpoints,
+)

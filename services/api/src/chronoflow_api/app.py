@@ -1,13 +1,89 @@
-"""Builds the api service: routes, lifespan and operational endpoints."""
+"""Builds the api service: routes, error shape, lifespan wiring and operational endpoints."""
 
 from __future__ import annotations
 
+import logging
+
+from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
+from chronoflow_api.auth import KeyChecker
+from chronoflow_api.deps import RequireKey
+from chronoflow_api.domain import Policy
+from chronoflow_api.errors import install_error_handlers
+from chronoflow_api.routes import channels, chronos, functions, runs, schedules
+from chronoflow_api.service import Services
 from chronoflow_api.settings import ApiSettings
-from chronoflow_platform.service import create_service_app
+from chronoflow_api.store import EventStore
+from chronoflow_api.watermark import ProjectionWatermark
+from chronoflow_platform.header_secrets import HeaderCipher
+from chronoflow_platform.service import Runtime, create_service_app
+
+log = logging.getLogger(__name__)
+
+
+def _cipher(settings: ApiSettings) -> HeaderCipher:
+    if settings.secrets_key is not None:
+        return HeaderCipher(settings.secrets_key.get_secret_value())
+    if settings.profile == "production":
+        raise RuntimeError(
+            "CHRONOFLOW_SECRETS_KEY is required in production: header secrets are encrypted "
+            "with it before they enter the event log (generate one with "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'`)"
+        )
+    log.warning("no CHRONOFLOW_SECRETS_KEY: using a throw-away key (development only)")
+    return HeaderCipher(Fernet.generate_key().decode())
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
     """The api ASGI app; NATS and Postgres are connected in its lifespan."""
-    return create_service_app(name="api", settings=settings, needs_db=True)
+    cipher = _cipher(settings)
+    policy = Policy(
+        default_timezone=settings.default_timezone,
+        allowed_methods=frozenset(
+            m.strip().upper() for m in settings.allowed_methods.split(",") if m.strip()
+        ),
+    )
+
+    async def startup(runtime: Runtime) -> None:
+        assert runtime.engine is not None
+        watermark = ProjectionWatermark(runtime.engine)
+        await watermark.start(runtime.nc)
+        store = EventStore(runtime.js, watermark, settings.read_your_writes_timeout_seconds)
+        runtime.state["watermark"] = watermark
+        runtime.state["keys"] = KeyChecker(runtime.engine)
+        runtime.state["services"] = Services(
+            engine=runtime.engine, store=store, policy=policy, cipher=cipher
+        )
+
+    async def shutdown(runtime: Runtime) -> None:
+        watermark: ProjectionWatermark | None = runtime.state.get("watermark")
+        if watermark is not None:
+            await watermark.stop()
+
+    app = FastAPI(
+        title="ChronoFlow API",
+        version="1.0.0",
+        description=(
+            "Schedule HTTP webhooks, WhatsApp messages and JavaScript functions with natural "
+            "language (English/Portuguese) or cron. Every endpoint but `/health`, `/ready` "
+            "and `/metrics` needs `Authorization: Bearer <key>`."
+        ),
+    )
+    install_error_handlers(app)
+    for router in (
+        chronos.router,
+        runs.router,
+        channels.router,
+        functions.router,
+        schedules.router,
+    ):
+        app.include_router(router, dependencies=[RequireKey])
+    return create_service_app(
+        name="api",
+        settings=settings,
+        needs_db=True,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        app=app,
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 
 from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, port_is_free
 from chronoflow_platform import apikeys, db, jetstream
@@ -126,10 +127,21 @@ class DevStack:
             engine, "development", self.env.get("CHRONOFLOW_DEV_API_KEY") or None
         )
         await engine.dispose()
-        await self._start_services(nats_url, database_url)
+        await self._start_services(nats_url, database_url, self._secrets_key())
         return key
 
-    async def _start_services(self, nats_url: str, database_url: str) -> None:
+    def _secrets_key(self) -> str:
+        # Header secrets in the event log must stay readable across runs: keep the key with
+        # the data it protects (development only; production passes CHRONOFLOW_SECRETS_KEY).
+        if key := self.env.get("CHRONOFLOW_SECRETS_KEY"):
+            return key
+        path = self.data_dir / "secrets.key"
+        if not path.exists():
+            path.write_text(Fernet.generate_key().decode())
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    async def _start_services(self, nats_url: str, database_url: str, secrets_key: str) -> None:
         waha_sim = not self.env.get("WAHA_BASE_URL")
         sim_port = self.api_port + 6
         env = {
@@ -142,6 +154,7 @@ class DevStack:
             "CHRONOFLOW_EGRESS_ALLOW": self.env.get("CHRONOFLOW_EGRESS_ALLOW", "127.0.0.0/8,::1"),
             "WAHA_BASE_URL": self.env.get("WAHA_BASE_URL", f"http://127.0.0.1:{sim_port}"),
             "WAHA_GATEWAY_URL": f"http://127.0.0.1:{self.api_port + 5}",
+            "CHRONOFLOW_SECRETS_KEY": secrets_key,
             "PYTHONUNBUFFERED": "1",
         }
         for i, spec in enumerate(_services(self.api_port, waha_sim)):

@@ -1,13 +1,27 @@
-"""Builds the projector process: the consumer loop plus operational endpoints."""
+"""Builds the projector process: the consumer loops plus operational endpoints."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from chronoflow_api.projector.consumer import STREAMS, ProjectorMetrics, StreamProjector
 from chronoflow_api.settings import ProjectorSettings
-from chronoflow_platform.service import create_service_app
+from chronoflow_platform.service import Runtime, create_service_app
+
+
+async def start_projection(runtime: Runtime) -> None:
+    """Spawn one projector loop per stream on the runtime."""
+    assert runtime.engine is not None
+    metrics = ProjectorMetrics.register(runtime.registry)
+    for stream in STREAMS:
+        projector = StreamProjector(
+            nc=runtime.nc, js=runtime.js, engine=runtime.engine, stream=stream, metrics=metrics
+        )
+        runtime.spawn(projector.run(), name=f"projector-{stream}")
 
 
 def create_app(settings: ProjectorSettings) -> FastAPI:
-    """The projector ASGI app (health, readiness, metrics) with its consumer in the lifespan."""
-    return create_service_app(name="projector", settings=settings, needs_db=True)
+    """The projector ASGI app (health, readiness, metrics) with its consumers in the lifespan."""
+    return create_service_app(
+        name="projector", settings=settings, needs_db=True, on_startup=start_projection
+    )

@@ -43,6 +43,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_channels_session", "channels", ["provider", "config"], unique=False)
     op.create_table(
+        "chrono_run_state",
+        sa.Column("chrono_id", sa.String(length=36), nullable=False),
+        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_run_status", sa.String(length=16), nullable=True),
+        sa.Column("last_run_id", sa.String(length=36), nullable=True),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_run_version", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("chrono_id"),
+    )
+    op.create_table(
         "chrono_runs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("chrono_id", sa.String(length=36), nullable=False),
@@ -88,9 +98,6 @@ def upgrade() -> None:
         sa.Column("extras", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("config", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
-        sa.Column("last_run_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("last_run_status", sa.String(length=16), nullable=True),
-        sa.Column("last_run_id", sa.String(length=36), nullable=True),
         sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -141,6 +148,7 @@ def downgrade() -> None:
     op.drop_table("chronos")
     op.drop_index("ix_chrono_runs_chrono_sched", table_name="chrono_runs")
     op.drop_table("chrono_runs")
+    op.drop_table("chrono_run_state")
     op.drop_index("ix_channels_session", table_name="channels")
     op.drop_table("channels")
     op.drop_table("api_keys")

@@ -1,0 +1,129 @@
+"""The words of the schedule language (English and Portuguese, accents folded) as regex pieces."""
+
+from __future__ import annotations
+
+from typing import Final
+
+WEEKDAYS_EN: Final = {
+    **dict.fromkeys(("sunday", "sundays", "sun"), 0),
+    **dict.fromkeys(("monday", "mondays", "mon"), 1),
+    **dict.fromkeys(("tuesday", "tuesdays", "tues", "tue"), 2),
+    **dict.fromkeys(("wednesday", "wednesdays", "wed"), 3),
+    **dict.fromkeys(("thursday", "thursdays", "thurs", "thur", "thu"), 4),
+    **dict.fromkeys(("friday", "fridays", "fri"), 5),
+    **dict.fromkeys(("saturday", "saturdays", "sat"), 6),
+}
+#: Portuguese weekday stems; ``-feira`` (or `` feira``) may follow segunda to sexta.
+WEEKDAYS_PT: Final = {
+    **dict.fromkeys(("domingo", "domingos", "dom"), 0),
+    **dict.fromkeys(("segunda", "segundas", "seg"), 1),
+    **dict.fromkeys(("terca", "tercas", "ter"), 2),
+    **dict.fromkeys(("quarta", "quartas", "qua"), 3),
+    **dict.fromkeys(("quinta", "quintas", "qui"), 4),
+    **dict.fromkeys(("sexta", "sextas", "sex"), 5),
+    **dict.fromkeys(("sabado", "sabados", "sab"), 6),
+}
+MONTHS_EN: Final = {
+    **dict.fromkeys(("january", "jan"), 1),
+    **dict.fromkeys(("february", "feb"), 2),
+    **dict.fromkeys(("march", "mar"), 3),
+    **dict.fromkeys(("april", "apr"), 4),
+    **dict.fromkeys(("may",), 5),
+    **dict.fromkeys(("june", "jun"), 6),
+    **dict.fromkeys(("july", "jul"), 7),
+    **dict.fromkeys(("august", "aug"), 8),
+    **dict.fromkeys(("september", "sept", "sep"), 9),
+    **dict.fromkeys(("october", "oct"), 10),
+    **dict.fromkeys(("november", "nov"), 11),
+    **dict.fromkeys(("december", "dec"), 12),
+}
+MONTHS_PT: Final = {
+    **dict.fromkeys(("janeiro", "jan"), 1),
+    **dict.fromkeys(("fevereiro", "fev"), 2),
+    **dict.fromkeys(("marco", "mar"), 3),
+    **dict.fromkeys(("abril", "abr"), 4),
+    **dict.fromkeys(("maio", "mai"), 5),
+    **dict.fromkeys(("junho", "jun"), 6),
+    **dict.fromkeys(("julho", "jul"), 7),
+    **dict.fromkeys(("agosto", "ago"), 8),
+    **dict.fromkeys(("setembro", "set"), 9),
+    **dict.fromkeys(("outubro", "out"), 10),
+    **dict.fromkeys(("novembro", "nov"), 11),
+    **dict.fromkeys(("dezembro", "dez"), 12),
+}
+UNITS: Final = {
+    **dict.fromkeys(
+        ("s", "sec", "secs", "second", "seconds", "seg", "segs", "segundo", "segundos"), 1
+    ),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes", "minuto", "minutos"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours", "hora", "horas"), 3600),
+}
+#: "an hour", "uma hora": a word for one, only before a spelled-out unit.
+ONE_WORDS: Final = ("an", "a", "one", "um", "uma")
+HALF_HOUR: Final = ("half an hour", "half hour", "meia hora")
+DAY_ALIASES: Final = {
+    **dict.fromkeys(("weekdays", "weekday", "week days", "working days", "business days"), "wd"),
+    **dict.fromkeys(("weekends", "weekend", "week ends"), "we"),
+    **dict.fromkeys(("dias uteis", "dia util"), "wd"),
+    **dict.fromkeys(("fins de semana", "fim de semana", "finais de semana"), "we"),
+}
+
+
+def alternation(words: object) -> str:
+    """A non-capturing regex alternation, longest words first so none shadows another."""
+    assert isinstance(words, dict | tuple)
+    ordered = sorted(words, key=len, reverse=True)
+    return "(?:" + "|".join(w.replace(" ", "[ ]") for w in ordered) + ")"
+
+
+_DAY_EN = alternation(WEEKDAYS_EN)
+_DAY_PT = (
+    r"(?:(?:segunda|terca|quarta|quinta|sexta)s?(?:[- ]feiras?)?|"
+    + alternation({k: v for k, v in WEEKDAYS_PT.items() if len(k) > 0})
+    + ")"
+)
+_LIST_SEP_EN = r"(?:[ ]?,[ ]?(?:and[ ])?|[ ](?:and|&)[ ])"
+_LIST_SEP_PT = r"(?:[ ]?,[ ]?(?:e[ ])?|[ ](?:e|&)[ ])"
+
+#: A list or a range of weekday names; the words are read back with :data:`DAY_WORD`.
+DAYS_EN: Final = (
+    rf"(?:{_DAY_EN}(?:[ ]?-[ ]?|[ ](?:to|through|thru|until)[ ]){_DAY_EN}"
+    rf"|{_DAY_EN}(?:{_LIST_SEP_EN}{_DAY_EN})*)"
+)
+DAYS_PT: Final = (
+    rf"(?:(?:de[ ])?{_DAY_PT}(?:[ ]?-[ ]?|[ ](?:a|ate)[ ]){_DAY_PT}"
+    rf"|{_DAY_PT}(?:{_LIST_SEP_PT}{_DAY_PT})*)"
+)
+DAY_RANGE_WORDS: Final = (" to ", " through ", " thru ", " until ", " a ", " ate ", "-")
+MONTH_EN: Final = alternation(MONTHS_EN)
+MONTH_PT: Final = alternation(MONTHS_PT)
+ORDINAL: Final = r"\d{1,2}(?:st|nd|rd|th|o)?"
+ORDINALS_EN: Final = rf"{ORDINAL}(?:{_LIST_SEP_EN}{ORDINAL})*"
+ORDINALS_PT: Final = rf"{ORDINAL}(?:{_LIST_SEP_PT}{ORDINAL})*"
+WEEK_ALIASES_EN: Final = r"(?:weekdays?|week[ ]days|working[ ]days|business[ ]days|weekends?|week[ ]ends)"
+WEEK_ALIASES_PT: Final = r"(?:dias[ ]uteis|dia[ ]util|(?:fins|fim|finais)[ ]de[ ]semana)"
+
+_UNIT = alternation(UNITS)
+_LONG_UNIT = r"(?:second|minute|hour|segundo|minuto|hora)"
+#: One amount and unit: "10 min", "2h", "an hour", "meia hora".
+_PART = rf"(?:\d+[ ]?{_UNIT}|{alternation(ONE_WORDS)}[ ]{_LONG_UNIT}|{alternation(HALF_HOUR)})"
+#: A duration: "10 min", "1 hour 30 minutes", "1h30m", "2 horas e 15 minutos", "1h30".
+DURATION: Final = rf"(?:{_PART}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])?{_PART})*|\d+[ ]?h[ ]?\d{{2}})"
+#: A duration that may stand alone as "every ...": one amount and unit, digits only.
+BARE_DURATION: Final = rf"(?:\d+[ ]?{_UNIT})"
+DURATION_PART: Final = (
+    rf"(?P<n>\d+|{alternation(ONE_WORDS)})[ ]?(?P<u>{_UNIT})(?![a-z])"
+    rf"|(?P<half>{alternation(HALF_HOUR)})|(?P<hh>\d+)[ ]?h[ ]?(?P<hm>\d{{2}})$"
+)
+
+#: A time of day. The groups are read by ``clock.time_of_day``.
+TIME: Final = r"""(?:
+    (?P<t_h>\d{1,2}):(?P<t_m>\d{2})(?::(?P<t_s>\d{2}))?(?:[ ]?(?P<t_ap>[ap])\.?m\.?|[ ]?h)?
+  | (?P<t_hh>\d{1,2})[ ]?h(?:[ ]?(?P<t_hm>\d{2})(?:[ ]?(?:min|m))?)?
+  | (?P<t_h12>\d{1,2})[ ]?(?P<t_ap2>[ap])\.?m\.?
+  | (?P<t_noon>noon|midday|meio[- ]dia)
+  | (?P<t_midnight>midnight|meia[- ]noite)
+)"""
+#: What may sit between a day and its time: "at", "às"/"as", "à"/"a"/"ao", "@" or nothing.
+AT_EN: Final = r"(?:,?[ ]at[ ]|[ ]?@[ ]?|,?[ ])"
+AT_PT: Final = r"(?:,?[ ](?:as|a|ao)[ ]|[ ]?@[ ]?|,?[ ])"

@@ -1,0 +1,221 @@
+"""The projector loop: one leader per stream applies events in order, checkpoint in the same
+transaction, acknowledges after commit and announces how far it got."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chronoflow_api.projector.views import APPLY
+from chronoflow_contracts import decode, names
+from chronoflow_platform.schema import projection_checkpoints
+
+log = logging.getLogger(__name__)
+
+#: The streams the projector folds, each with its own consumer, checkpoint and leader lock.
+STREAMS = (names.EVENTS_STREAM, names.RUNS_STREAM)
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class ProjectorMetrics:
+    """What operators watch: how far behind the read models are."""
+
+    applied: Counter
+    lag_messages: Gauge
+    lag_seconds: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> ProjectorMetrics:
+        """Create the metrics on a service's registry."""
+        return cls(
+            applied=Counter(
+                "chronoflow_projector_events_applied",
+                "Events applied to the read models",
+                ["stream"],
+                registry=registry,
+            ),
+            lag_messages=Gauge(
+                "chronoflow_projector_lag_messages",
+                "Events in the stream not yet applied",
+                ["stream"],
+                registry=registry,
+            ),
+            lag_seconds=Gauge(
+                "chronoflow_projector_lag_seconds",
+                "Age of the oldest event not yet applied (0 when caught up)",
+                ["stream"],
+                registry=registry,
+            ),
+        )
+
+
+async def load_checkpoint(conn: AsyncConnection, stream: str) -> int:
+    """The last stream sequence applied (0 if none)."""
+    seq = await conn.scalar(
+        select(projection_checkpoints.c.last_seq).where(projection_checkpoints.c.stream == stream)
+    )
+    return int(seq or 0)
+
+
+async def _save_checkpoint(conn: AsyncConnection, stream: str, seq: int) -> None:
+    stmt = insert(projection_checkpoints).values(stream=stream, last_seq=seq)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["stream"], set_={"last_seq": seq})
+    )
+
+
+class ProjectorBusyError(RuntimeError):
+    """Another process holds the stream's projector leadership."""
+
+
+def _lock_key(stream: str) -> int:
+    # A stable 31-bit key per stream for pg advisory locks.
+    return zlib.crc32(f"chronoflow-projector:{stream}".encode()) & 0x7FFFFFFF
+
+
+class StreamProjector:
+    """Applies one stream to the read models. Only the holder of the stream's advisory lock
+    consumes, so events are applied strictly in stream order even with several replicas."""
+
+    def __init__(
+        self,
+        *,
+        nc: NatsClient,
+        js: JetStreamContext,
+        engine: AsyncEngine,
+        stream: str,
+        metrics: ProjectorMetrics | None = None,
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.engine = engine
+        self.stream = stream
+        self.metrics = metrics
+
+    async def run(self, *, stop_at: int | None = None, lead_timeout: float | None = None) -> None:
+        """Consume forever (or until ``stop_at`` is applied); restarts cleanly on errors.
+
+        Waits to become the stream's leader; with ``lead_timeout`` it gives up instead, raising
+        :class:`ProjectorBusyError`.
+        """
+        while True:
+            try:
+                async with self.engine.connect() as lock_conn:
+                    await self._lead(lock_conn, lead_timeout)
+                    if await self._consume(stop_at):
+                        return
+            except (asyncio.CancelledError, ProjectorBusyError):
+                raise
+            except Exception:
+                log.exception(
+                    "projector for %s failed; restarting from its checkpoint", self.stream
+                )
+                await asyncio.sleep(1)
+
+    async def _lead(self, lock_conn: AsyncConnection, limit: float | None) -> None:
+        key = _lock_key(self.stream)
+        waited = 0.0
+        while not await lock_conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}):
+            if limit is not None and waited >= limit:
+                raise ProjectorBusyError(
+                    f"another projector leads {self.stream}; stop it before a rebuild"
+                )
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        await lock_conn.commit()
+
+    async def _consume(self, stop_at: int | None) -> bool:
+        async with self.engine.connect() as conn:
+            checkpoint = await load_checkpoint(conn, self.stream)
+        if stop_at is not None and checkpoint >= stop_at:
+            return True
+        # The checkpoint in Postgres is the truth; the durable is re-pointed to follow it.
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(self.stream, names.PROJECTOR_DURABLE)
+        await self.js.add_consumer(
+            self.stream,
+            ConsumerConfig(
+                durable_name=names.PROJECTOR_DURABLE,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=checkpoint + 1,
+                ack_policy=AckPolicy.ALL,
+                max_ack_pending=BATCH * 4,
+                ack_wait=60,
+            ),
+        )
+        sub = await self.js.pull_subscribe_bind(names.PROJECTOR_DURABLE, stream=self.stream)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(BATCH, timeout=1)
+                except TimeoutError:
+                    await self._observe_lag(sub, None)
+                    continue
+                last = await self._apply(msgs)
+                await msgs[-1].ack()
+                await self._observe_lag(sub, msgs[-1])
+                await self.nc.publish(
+                    names.PROJECTION_APPLIED_SUBJECT,
+                    json.dumps({"stream": self.stream, "seq": last}).encode(),
+                )
+                if stop_at is not None and last >= stop_at:
+                    return True
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _apply(self, msgs: list[Msg]) -> int:
+        async with self.engine.begin() as conn:
+            checkpoint = await load_checkpoint(conn, self.stream)
+            last = checkpoint
+            applied = 0
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                if seq <= checkpoint:
+                    continue  # a redelivery of something already applied
+                headers = msg.headers or {}
+                event_type = headers.get(names.EVENT_TYPE)
+                apply = APPLY.get(event_type or "")
+                if apply is None:
+                    log.warning("skipping unknown event %r at %s:%d", event_type, self.stream, seq)
+                else:
+                    version = int(headers.get(names.EVENT_VERSION, "1"))
+                    await apply(conn, decode(event_type or "", version, msg.data), seq)
+                    applied += 1
+                last = max(last, seq)
+            await _save_checkpoint(conn, self.stream, last)
+        if self.metrics is not None:
+            self.metrics.applied.labels(self.stream).inc(applied)
+        return last
+
+    async def _observe_lag(self, sub: JetStreamContext.PullSubscription, msg: Msg | None) -> None:
+        if self.metrics is None:
+            return
+        pending = msg.metadata.num_pending if msg is not None else 0
+        self.metrics.lag_messages.labels(self.stream).set(pending)
+        age = 0.0
+        if msg is not None and pending:
+            age = (datetime.now(UTC) - msg.metadata.timestamp).total_seconds()
+        self.metrics.lag_seconds.labels(self.stream).set(max(age, 0.0))
+
+
+async def stream_last_seq(js: JetStreamContext, stream: str) -> int:
+    """The stream's last sequence right now."""
+    info = await js.stream_info(stream)
+    return int(info.state.last_seq)

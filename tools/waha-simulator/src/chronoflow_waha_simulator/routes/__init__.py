@@ -1,0 +1,1 @@
+"""HTTP routes: WAHA's own (``/api``, ``/ping``) and the simulator's controls (``/_sim``)."""
