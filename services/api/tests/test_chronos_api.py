@@ -10,6 +10,7 @@ import httpx
 from nats.js import JetStreamContext
 
 from chronoflow_contracts import names
+from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import RunCompleted, RunStarted, RunStatus, occurrence_id, run_id
 from chronoflow_platform.publishing import publish_event
 
@@ -183,14 +184,14 @@ async def test_runs_page_newest_first_and_read_by_id(
         await publish_event(
             js,
             names.runs_subject(cid),
-            RunStarted(**common, target_type="HTTP", started_at=when),
+            RunStarted(**common, target_type=TargetType.HTTP, started_at=when),
         )
         ack = await publish_event(
             js,
             names.runs_subject(cid),
             RunCompleted(
                 **common,
-                target_type="HTTP",
+                target_type=TargetType.HTTP,
                 status=RunStatus.SUCCESS,
                 started_at=when,
                 finished_at=when + timedelta(milliseconds=20),

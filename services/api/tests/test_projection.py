@@ -20,6 +20,7 @@ from chronoflow_api.projector.app import create_app as create_projector
 from chronoflow_api.projector.rebuild import rebuild
 from chronoflow_api.settings import ApiSettings, ProjectorSettings
 from chronoflow_contracts import decode, names
+from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import RunCompleted, RunStatus, occurrence_id, run_id
 from chronoflow_devstack.embedded import NatsServer
 from chronoflow_platform.publishing import publish_event
@@ -103,7 +104,7 @@ async def test_rebuild_reproduces_every_row(  # noqa: PLR0917 - fixtures
                 run_id=run_id(occ, 1),
                 occurrence_id=occ,
                 scheduled_for=at,
-                target_type="HTTP",
+                target_type=TargetType.HTTP,
                 status=RunStatus.FAILED,
                 started_at=at,
                 finished_at=at,

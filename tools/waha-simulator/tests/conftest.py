@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +23,15 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 OPENAPI = openapi_path(REPO_ROOT)
 API_KEY = "sim-test-key"
 HOOK_KEY = "sim-hook-secret"
+
+
+@pytest.fixture(scope="session")
+def openapi_document() -> dict[str, Any]:
+    """WAHA's published OpenAPI document as JSON, uncorrected."""
+    if not OPENAPI.is_file():
+        pytest.skip(f"WAHA's OpenAPI document is absent (expected at {OPENAPI.resolve()})")
+    document: dict[str, Any] = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    return document
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,11 @@ async def test_delete_is_idempotent_and_the_session_is_gone(client: httpx.AsyncC
     assert (await client.delete("/api/sessions/gone")).status_code == 200
     missing = await client.get("/api/sessions/gone")
     assert missing.status_code == 404
-    assert missing.json() == {"message": "Session not found", "error": "Not Found", "statusCode": 404}
+    assert missing.json() == {
+        "message": "Session not found",
+        "error": "Not Found",
+        "statusCode": 404,
+    }
 
 
 async def test_unknown_and_duplicate_sessions_get_wahas_errors(client: httpx.AsyncClient) -> None:
@@ -159,8 +163,8 @@ async def test_unknown_and_duplicate_sessions_get_wahas_errors(client: httpx.Asy
         ("POST", "/api/sessions/nope/restart"),
         ("PUT", "/api/sessions/nope"),
     ]:
-        kwargs = {"json": {"config": {}}} if method == "PUT" else {}
-        response = await client.request(method, path, **kwargs)
+        body: dict[str, object] | None = {"config": {}} if method == "PUT" else None
+        response = await client.request(method, path, json=body)
         assert response.status_code == 404, path
     await client.post("/api/sessions", json={"name": "dup", "start": False})
     duplicate = await client.post("/api/sessions", json={"name": "dup"})

@@ -10,6 +10,9 @@ Nothing else in the code base spells a subject: services call the builders below
   chrono's version (a client's PATCH must not conflict with the scheduler's work).
 - ``CF_WORK`` (work-queue retention) holds ``RunRequested`` for each executor:
   ``cf.work.<target>``; one durable pull consumer per target type, shared by its replicas.
+  Message schedules are allowed there: an executor's next attempt is an ``@at`` message on
+  ``cf.work.retry.<target>.<run_id>`` that nats-server moves to ``cf.work.<target>`` when due
+  (no consumer reads the ``retry`` subjects themselves).
 - ``CF_SCHEDULES`` (limits retention, message schedules allowed, one message per subject) holds
   exactly one delayed message per active chrono on ``cf.schedules.chrono.<id>``; when it fires,
   nats-server writes it to ``cf.schedules.fired.<id>``, which the scheduler consumes.
@@ -81,6 +84,11 @@ def runs_subject(chrono_id: str) -> str:
 def work_subject(target: TargetKind) -> str:
     """The queue an executor consumes."""
     return f"cf.work.{target}"
+
+
+def work_retry_subject(target: TargetKind, run_id: str) -> str:
+    """Where a retry waits, as an ``@at`` schedule targeting :func:`work_subject` (same stream)."""
+    return f"cf.work.retry.{target}.{_token(run_id)}"
 
 
 def schedule_subject(chrono_id: str) -> str:

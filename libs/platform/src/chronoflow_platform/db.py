@@ -13,13 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg-backed engine; ``pool_pre_ping`` so a restarted Postgres is survived."""
+def create_engine(
+    url: str, *, pool_size: int = 10, synchronous_commit: bool = True
+) -> AsyncEngine:
+    """An asyncpg-backed engine; ``pool_pre_ping`` so a restarted Postgres is survived.
+
+    ``synchronous_commit=False`` is for writers whose data can be rebuilt (the projector):
+    a commit is visible at once, only its WAL flush is deferred.
+    """
+    settings = {} if synchronous_commit else {"synchronous_commit": "off"}
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        connect_args={"server_settings": settings},
     )
 
 

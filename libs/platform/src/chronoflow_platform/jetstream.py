@@ -48,6 +48,9 @@ def stream_configs(*, duplicate_window: float, replicas: int = 1) -> list[Stream
             storage=StorageType.FILE,
             duplicate_window=duplicate_window,
             num_replicas=replicas,
+            # Executors' retries wait here as @at schedules (cf.work.retry.<target>.<run id>),
+            # so a restart between attempts loses nothing.
+            allow_msg_schedules=True,
         ),
         StreamConfig(
             name=names.SCHEDULES_STREAM,

@@ -64,6 +64,7 @@ def create_service_app(
     on_shutdown: Shutdown | None = None,
     registry: CollectorRegistry | None = None,
     app: FastAPI | None = None,
+    synchronous_commit: bool = True,
 ) -> FastAPI:
     """Wrap (or build) a FastAPI app with the service lifespan and operational endpoints.
 
@@ -80,7 +81,13 @@ def create_service_app(
             duplicate_window=settings.duplicate_window_seconds,
             replicas=settings.stream_replicas,
         )
-        engine = db.create_engine(settings.database_url.get_secret_value()) if needs_db else None
+        engine = (
+            db.create_engine(
+                settings.database_url.get_secret_value(), synchronous_commit=synchronous_commit
+            )
+            if needs_db
+            else None
+        )
         runtime = Runtime(
             name=name, settings=settings, nc=nc, js=js, registry=registry, engine=engine
         )
@@ -143,6 +150,13 @@ def create_service_app(
 def serve(app: FastAPI, *, host: str, port: int) -> None:
     """Run the app until SIGTERM/SIGINT; uvicorn finishes the lifespan so shutdown is clean."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        loop="uvloop",
+        http="httptools",
     )
     uvicorn.Server(config).run()

@@ -30,8 +30,7 @@ _MONTH_NAMES: Final = {
     )
 }
 _DOW_NAMES: Final = {
-    name: number
-    for number, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))
+    name: number for number, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))
 }
 #: The longest day of each month, 29 for February: a day that fits nowhere never fires.
 _LONGEST: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -49,9 +48,7 @@ MACROS: Final = {
 _ITEM = re.compile(r"(\*|\d{1,4}|[a-z]{3})(?:-(\d{1,4}|[a-z]{3}))?(?:/(\d{1,4}))?", re.ASCII)
 _SHAPE: Final = (
     "A cron expression has 5 fields (minute hour day-of-month month day-of-week) or 6 with "
-    "seconds first, e.g. '0 9 * * 1-5' or '30 0 9 * * mon-fri'; macros: "
-    + ", ".join(MACROS)
-    + "."
+    "seconds first, e.g. '0 9 * * 1-5' or '30 0 9 * * mon-fri'; macros: " + ", ".join(MACROS) + "."
 )
 
 
@@ -206,9 +203,11 @@ def _spell(values: frozenset[int], field: tuple[str, int, int]) -> str:
     if len(values) == high - low + 1:
         return "*"
     ordered = sorted(values)
-    if len(ordered) > 2 and ordered[0] == low:
+    if len(ordered) > 1 and ordered[0] == low:
         step = ordered[1] - ordered[0]
-        if ordered == list(range(low, high + 1, step)):
+        # "*/30" reads better than "0,30"; "*/6" would not for weekends or January and July.
+        even = len(ordered) > 2 or (low == 0 and (high + 1) % step == 0)
+        if even and ordered == list(range(low, high + 1, step)):
             return f"*/{step}"
     pieces: list[str] = []
     run = [ordered[0]]

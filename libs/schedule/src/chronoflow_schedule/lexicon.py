@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 WEEKDAYS_EN: Final = {
@@ -69,19 +70,18 @@ DAY_ALIASES: Final = {
 }
 
 
-def alternation(words: object) -> str:
+def alternation(words: Iterable[str]) -> str:
     """A non-capturing regex alternation, longest words first so none shadows another."""
-    assert isinstance(words, dict | tuple)
     ordered = sorted(words, key=len, reverse=True)
     return "(?:" + "|".join(w.replace(" ", "[ ]") for w in ordered) + ")"
 
 
 _DAY_EN = alternation(WEEKDAYS_EN)
-_DAY_PT = (
-    r"(?:(?:segunda|terca|quarta|quinta|sexta)s?(?:[- ]feiras?)?|"
-    + alternation({k: v for k, v in WEEKDAYS_PT.items() if len(k) > 0})
-    + ")"
+DAY_WORD_EN: Final = _DAY_EN
+DAY_WORD_PT: Final = (
+    rf"(?:(?:segunda|terca|quarta|quinta|sexta)s?(?:[- ]feiras?)?|{alternation(WEEKDAYS_PT)})"
 )
+_DAY_PT = DAY_WORD_PT
 _LIST_SEP_EN = r"(?:[ ]?,[ ]?(?:and[ ])?|[ ](?:and|&)[ ])"
 _LIST_SEP_PT = r"(?:[ ]?,[ ]?(?:e[ ])?|[ ](?:e|&)[ ])"
 
@@ -94,13 +94,14 @@ DAYS_PT: Final = (
     rf"(?:(?:de[ ])?{_DAY_PT}(?:[ ]?-[ ]?|[ ](?:a|ate)[ ]){_DAY_PT}"
     rf"|{_DAY_PT}(?:{_LIST_SEP_PT}{_DAY_PT})*)"
 )
-DAY_RANGE_WORDS: Final = (" to ", " through ", " thru ", " until ", " a ", " ate ", "-")
 MONTH_EN: Final = alternation(MONTHS_EN)
 MONTH_PT: Final = alternation(MONTHS_PT)
 ORDINAL: Final = r"\d{1,2}(?:st|nd|rd|th|o)?"
 ORDINALS_EN: Final = rf"{ORDINAL}(?:{_LIST_SEP_EN}{ORDINAL})*"
 ORDINALS_PT: Final = rf"{ORDINAL}(?:{_LIST_SEP_PT}{ORDINAL})*"
-WEEK_ALIASES_EN: Final = r"(?:weekdays?|week[ ]days|working[ ]days|business[ ]days|weekends?|week[ ]ends)"
+WEEK_ALIASES_EN: Final = (
+    r"(?:weekdays?|week[ ]days|working[ ]days|business[ ]days|weekends?|week[ ]ends)"
+)
 WEEK_ALIASES_PT: Final = r"(?:dias[ ]uteis|dia[ ]util|(?:fins|fim|finais)[ ]de[ ]semana)"
 
 _UNIT = alternation(UNITS)
@@ -108,12 +109,66 @@ _LONG_UNIT = r"(?:second|minute|hour|segundo|minuto|hora)"
 #: One amount and unit: "10 min", "2h", "an hour", "meia hora".
 _PART = rf"(?:\d+[ ]?{_UNIT}|{alternation(ONE_WORDS)}[ ]{_LONG_UNIT}|{alternation(HALF_HOUR)})"
 #: A duration: "10 min", "1 hour 30 minutes", "1h30m", "2 horas e 15 minutos", "1h30".
-DURATION: Final = rf"(?:{_PART}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])?{_PART})*|\d+[ ]?h[ ]?\d{{2}})"
-#: A duration that may stand alone as "every ...": one amount and unit, digits only.
-BARE_DURATION: Final = rf"(?:\d+[ ]?{_UNIT})"
+DURATION: Final = (
+    rf"(?:{_PART}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])?{_PART})*|\d+[ ]?h[ ]?\d{{2}})"
+)
+#: A duration that may stand alone as "every ...": digits, and a unit after every amount
+#: with a space between parts ("1h 30m"; not "8h30" or "8h30min", which read as a time of day).
+BARE_DURATION: Final = (
+    rf"(?:\d+[ ]?{_UNIT}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])\d+[ ]?{_UNIT})*)"
+)
 DURATION_PART: Final = (
-    rf"(?P<n>\d+|{alternation(ONE_WORDS)})[ ]?(?P<u>{_UNIT})(?![a-z])"
-    rf"|(?P<half>{alternation(HALF_HOUR)})|(?P<hh>\d+)[ ]?h[ ]?(?P<hm>\d{{2}})$"
+    r"(?P<hh>\d+)[ ]?h[ ]?(?P<hm>\d{2})(?![ ]?[a-z0-9])"
+    rf"|(?P<half>{alternation(HALF_HOUR)})"
+    rf"|(?P<n>\d+|{alternation(ONE_WORDS)})[ ]?(?P<u>{_UNIT})(?![a-z])"
+)
+
+#: Display names, fixed here rather than taken from the process locale.
+MONTH_NAMES_EN: Final = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+MONTH_NAMES_PT: Final = (
+    "janeiro",
+    "fevereiro",
+    "março",
+    "abril",
+    "maio",
+    "junho",
+    "julho",
+    "agosto",
+    "setembro",
+    "outubro",
+    "novembro",
+    "dezembro",
+)
+WEEKDAY_NAMES_EN: Final = (
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+)
+WEEKDAY_NAMES_PT: Final = (
+    "domingo",
+    "segunda-feira",
+    "terça-feira",
+    "quarta-feira",
+    "quinta-feira",
+    "sexta-feira",
+    "sábado",
 )
 
 #: A time of day. The groups are read by ``clock.time_of_day``.

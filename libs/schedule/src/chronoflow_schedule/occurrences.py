@@ -83,9 +83,7 @@ def _next_cron(spec: CronSpec, timezone: str, instant: datetime) -> datetime | N
 
 def _matches(spec: CronSpec, start: datetime) -> Iterator[datetime]:
     """Naive wall-clock readings matching the spec, strictly after ``start``, ascending."""
-    walker = croniter(
-        spec.expr, start, ret_type=datetime, second_at_beginning=spec.has_seconds
-    )
+    walker = croniter(spec.expr, start, ret_type=datetime, second_at_beginning=spec.has_seconds)
     try:
         while True:
             yield walker.get_next(datetime)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from chronoflow_schedule.errors import TimezoneError
 
+
 @cache
 def _names() -> dict[str, str]:
     # The tzdata package, not the host's /usr/share/zoneinfo: the api and the scheduler run in

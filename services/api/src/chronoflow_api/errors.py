@@ -10,11 +10,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chronoflow_contracts import CamelModel
 
-class FieldError(BaseModel):
+
+class FieldError(CamelModel):
     """One bad field: which, what is wrong, and what would be accepted."""
 
     field: str
@@ -22,17 +24,17 @@ class FieldError(BaseModel):
     accepted: list[str] | None = None
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(CamelModel):
     """The body of every error response."""
 
     status: int
     code: str
     message: str
-    fields: list[FieldError] = []
+    fields: list[FieldError] = Field(default_factory=list)
     current_version: int | None = None
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(CamelModel):
     """``{"error": {...}}``."""
 
     error: ErrorDetail
@@ -83,7 +85,7 @@ def conflict(message: str, current_version: int | None) -> ApiError:
 
 
 def _render(detail: ErrorDetail, headers: dict[str, str] | None = None) -> JSONResponse:
-    body = ErrorBody(error=detail).model_dump(exclude_none=True)
+    body = ErrorBody(error=detail).model_dump(mode="json", by_alias=True, exclude_none=True)
     return JSONResponse(body, status_code=detail.status, headers=headers)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_api.schemas import ChannelOut, ChronoOut, FunctionOut, RunOut
@@ -69,7 +69,7 @@ async def list_chronos(
     name: str | None,
 ) -> tuple[list[ChronoOut], int, str | None]:
     """A page of chronos, newest first (ids are time-ordered), with the total matching."""
-    conds = []
+    conds: list[ColumnElement[bool]] = []
     if is_active is not None:
         conds.append(chronos.c.is_active.is_(is_active))
     if target_type is not None:

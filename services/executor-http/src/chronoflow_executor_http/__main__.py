@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from chronoflow_platform.logs import configure_logging
-from chronoflow_platform.service import serve
 from chronoflow_executor_http.app import create_app
 from chronoflow_executor_http.settings import ExecutorHttpSettings
+from chronoflow_platform.logs import configure_logging
+from chronoflow_platform.service import serve
 
 
 def main() -> None:

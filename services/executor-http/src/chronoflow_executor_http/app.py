@@ -1,13 +1,119 @@
-"""Builds the executor-http service: its lifespan, consumers and operational endpoints."""
+"""Builds the executor-http service: egress policy, signing secrets, the pooled client, consumer."""
 
 from __future__ import annotations
 
+import logging
+
+from aiohttp.abc import AbstractResolver
 from fastapi import FastAPI
 
+from chronoflow_egress import (
+    DEVELOPMENT_ALLOWLIST,
+    EgressMetrics,
+    EgressPolicy,
+    build_client,
+)
+from chronoflow_egress.signing import generate_secret
+from chronoflow_executor_http.consumer import ConsumerOptions, WorkConsumer
+from chronoflow_executor_http.handlers import RunRequestHandler
+from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.settings import ExecutorHttpSettings
-from chronoflow_platform.service import create_service_app
+from chronoflow_platform.header_secrets import HeaderCipher
+from chronoflow_platform.service import Runtime, create_service_app
+
+log = logging.getLogger(__name__)
 
 
-def create_app(settings: ExecutorHttpSettings) -> FastAPI:
-    """The executor-http ASGI app; NATS are connected in its lifespan."""
-    return create_service_app(name="executor-http", settings=settings, needs_db=False)
+def egress_policy(settings: ExecutorHttpSettings) -> EgressPolicy:
+    """Development allowlists loopback unless told otherwise; production refuses any allowlist."""
+    development = settings.profile == "development"
+    allow = settings.egress_allow
+    if allow is None and development:
+        allow = DEVELOPMENT_ALLOWLIST
+    return EgressPolicy.from_allowlist(allow, allowlist_permitted=development)
+
+
+def signing_secrets(settings: ExecutorHttpSettings) -> list[str]:
+    """The configured secrets; in development only, a generated one when none is configured."""
+    secrets = settings.webhook_secrets()
+    if secrets:
+        return secrets
+    # Settings validation already refused a production profile without a secret.
+    log.warning(
+        "CHRONOFLOW_WEBHOOK_SECRET is not set: signing webhooks with a secret generated for "
+        "this process (development profile only; receivers cannot verify across restarts)"
+    )
+    return [generate_secret()]
+
+
+def create_app(
+    settings: ExecutorHttpSettings, *, resolver: AbstractResolver | None = None
+) -> FastAPI:
+    """The executor-http ASGI app; NATS, the HTTP client and the consumer live in its lifespan.
+
+    ``resolver`` replaces DNS under the egress guard (tests map names to loopback with it).
+    """
+
+    async def start(runtime: Runtime) -> None:
+        policy = egress_policy(settings)
+        secrets = signing_secrets(settings)
+        cipher = (
+            HeaderCipher(settings.secrets_key.get_secret_value())
+            if settings.secrets_key is not None
+            else None
+        )
+        metrics = ExecutorMetrics.register(runtime.registry)
+        client = build_client(
+            policy,
+            timeout=settings.request_timeout_ms / 1000,
+            max_connections=settings.max_connections or settings.concurrency,
+            metrics=EgressMetrics(runtime.registry),
+            resolver=resolver,
+        )
+        runtime.state["client"] = client
+        executor = WebhookExecutor(
+            js=runtime.js,
+            client=client,
+            secrets=secrets,
+            cipher=cipher,
+            limits=Limits(
+                default_timeout_ms=settings.request_timeout_ms,
+                max_response_bytes=settings.max_response_bytes,
+                allowed_methods=settings.methods(),
+            ),
+            metrics=metrics,
+        )
+        consumer = WorkConsumer(
+            runtime.js,
+            RunRequestHandler(executor, metrics, max_deliver=settings.max_deliver),
+            ConsumerOptions(
+                concurrency=settings.concurrency,
+                batch=settings.fetch_batch,
+                ack_wait_s=settings.ack_wait_seconds,
+                max_deliver=settings.max_deliver,
+                max_ack_pending=settings.max_ack_pending,
+                shutdown_grace_s=settings.shutdown_grace_seconds,
+            ),
+        )
+        await consumer.ensure()
+        runtime.state["consumer"] = consumer
+        runtime.spawn(consumer.run(), name="executor-http-consumer")
+        log.info(
+            "consuming with concurrency %d; egress allowlist: %s",
+            settings.concurrency,
+            ", ".join(str(entry) for entry in policy.allow) or "none",
+        )
+
+    async def stop(runtime: Runtime) -> None:
+        client = runtime.state.get("client")
+        if client is not None:
+            await client.aclose()
+
+    return create_service_app(
+        name="executor-http",
+        settings=settings,
+        needs_db=False,
+        on_startup=start,
+        on_shutdown=stop,
+    )

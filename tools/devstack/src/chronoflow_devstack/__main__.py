@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from aiohttp import web
 from cryptography.fernet import Fernet
 
+from chronoflow_devstack.demo import create_demo_chrono, start_sink
 from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, port_is_free
 from chronoflow_platform import apikeys, db, jetstream
 
@@ -82,6 +84,8 @@ class DevStack:
         self.pg: Postgres | None = None
         self.children: list[tuple[ServiceSpec, asyncio.subprocess.Process]] = []
         self.pumps: list[asyncio.Task[None]] = []
+        self.service_env: dict[str, str] = {}
+        self.sink: web.AppRunner | None = None
 
     def _start_nats(self) -> str:
         if url := self.env.get("NATS_URL"):
@@ -157,6 +161,7 @@ class DevStack:
             "CHRONOFLOW_SECRETS_KEY": secrets_key,
             "PYTHONUNBUFFERED": "1",
         }
+        self.service_env = env
         for i, spec in enumerate(_services(self.api_port, waha_sim)):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -176,6 +181,16 @@ class DevStack:
         async with httpx.AsyncClient(timeout=2) as client:
             await asyncio.gather(*(_wait_ready(client, s, limit) for s, _ in self.children))
 
+    async def seed_and_demo(self, key: str) -> None:
+        """The default WAHA channel, and a demo chrono firing into a local sink."""
+        seed = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "chronoflow_api", "seed", env={**self.env, **self.service_env}
+        )
+        await seed.wait()
+        sink_port = self.api_port + 7
+        self.sink = await start_sink(sink_port)
+        await create_demo_chrono(f"http://127.0.0.1:{self.api_port}", key, sink_port)
+
     async def stop(self) -> None:
         """SIGTERM every service, wait (kill stragglers), then stop NATS and Postgres."""
         for _, proc in self.children:
@@ -190,6 +205,8 @@ class DevStack:
                 await proc.wait()
         for pump in self.pumps:
             pump.cancel()
+        if self.sink is not None:
+            await self.sink.cleanup()
         if self.nats is not None:
             await asyncio.to_thread(self.nats.stop)
         if self.pg is not None:
@@ -233,6 +250,7 @@ async def run() -> int:
 async def _start_and_wait(stack: DevStack) -> str:
     key = await stack.start()
     await stack.wait_ready()
+    await stack.seed_and_demo(key)
     return key
 
 

@@ -41,7 +41,7 @@ def openapi_path(repo_root: Path) -> Path:
     return repo_root / ".." / "shared" / "waha" / "openapi.json"
 
 
-class ContractViolation(AssertionError):
+class ContractViolationError(AssertionError):
     """An exchange that WAHA's contract does not allow."""
 
 
@@ -101,7 +101,9 @@ def corrected(document: Mapping[str, Any]) -> dict[str, Any]:
             if isinstance(kind, str):
                 node["type"] = [kind, "null"]
             else:
-                outer = {k: node.pop(k) for k in ("default", "description", "example") if k in node}
+                outer: dict[str, Any] = {
+                    k: node.pop(k) for k in ("default", "description", "example") if k in node
+                }
                 inner = dict(node)
                 node.clear()
                 node.update(outer, anyOf=[inner, {"type": "null"}])
@@ -183,14 +185,16 @@ class WahaContract:
         return str(found.operation["operationId"])
 
     def check_request(self, request: httpx.Request) -> str:
-        """The request's operation id; raises ``ContractViolation`` if WAHA would not accept it."""
+        """The request's operation id; ``ContractViolationError`` if WAHA would refuse it."""
         operation = self.operation_id(request.method, request.url)
         if operation is None:
-            raise ContractViolation(f"WAHA has no operation {request.method} {request.url.path}")
+            raise ContractViolationError(
+                f"WAHA has no operation {request.method} {request.url.path}"
+            )
         try:
             self._api.validate_request(_Request(request))
         except OpenAPIError as exc:
-            raise ContractViolation(f"{operation} request: {_explain(exc)}") from exc
+            raise ContractViolationError(f"{operation} request: {_explain(exc)}") from exc
         return operation
 
     def check(self, request: httpx.Request, response: httpx.Response) -> CheckedExchange:
@@ -201,16 +205,20 @@ class WahaContract:
             self._api.validate_response(_Request(request), _Response(response))
         except ResponseNotFound as exc:
             if response.status_code < 400:
-                raise ContractViolation(f"{operation}: undocumented {response.status_code}") from exc
+                raise ContractViolationError(
+                    f"{operation}: undocumented {response.status_code}"
+                ) from exc
             documented = False
             try:
                 body = json.loads(response.content)
             except ValueError as err:
-                raise ContractViolation(f"{operation}: error body is not JSON") from err
+                raise ContractViolationError(f"{operation}: error body is not JSON") from err
             if not isinstance(body, dict):
-                raise ContractViolation(f"{operation}: error body is not a JSON object") from exc
+                raise ContractViolationError(
+                    f"{operation}: error body is not a JSON object"
+                ) from exc
         except OpenAPIError as exc:
-            raise ContractViolation(
+            raise ContractViolationError(
                 f"{operation} {response.status_code} response: {_explain(exc)}"
             ) from exc
         return CheckedExchange(
@@ -226,7 +234,7 @@ class WahaContract:
         try:
             self._api.validate_webhook_request(_WebhookRequest(event, body, headers))
         except OpenAPIError as exc:
-            raise ContractViolation(f"webhook {event}: {_explain(exc)}") from exc
+            raise ContractViolationError(f"webhook {event}: {_explain(exc)}") from exc
 
 
 def _explain(exc: Exception) -> str:
@@ -247,7 +255,7 @@ class ContractCheckingTransport(httpx.AsyncBaseTransport):
     """Wraps a transport and checks every exchange through it against the contract.
 
     Paths WAHA does not define but the simulator adds (``/_sim``, ``/ready``) pass unchecked.
-    A violation raises ``ContractViolation`` from the request that caused it.
+    A violation raises ``ContractViolationError`` from the request that caused it.
     """
 
     def __init__(

@@ -101,7 +101,9 @@ class SessionManager:
         self._sessions[name] = session
         return session
 
-    def update(self, session: Session, *, config: dict[str, Any] | None, apps: Any) -> None:
+    def update(
+        self, session: Session, *, config: dict[str, Any] | None, apps: list[Any] | None
+    ) -> None:
         """Replace the configuration; a running session is stopped and started again."""
         was_running = session.running
         self.stop(session)

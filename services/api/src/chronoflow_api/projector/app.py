@@ -22,6 +22,12 @@ async def start_projection(runtime: Runtime) -> None:
 
 def create_app(settings: ProjectorSettings) -> FastAPI:
     """The projector ASGI app (health, readiness, metrics) with its consumers in the lifespan."""
+    # The read models are rebuildable and each checkpoint commits with its changes: after a
+    # crash that loses unflushed commits the projector re-applies from the older checkpoint.
     return create_service_app(
-        name="projector", settings=settings, needs_db=True, on_startup=start_projection
+        name="projector",
+        settings=settings,
+        needs_db=True,
+        on_startup=start_projection,
+        synchronous_commit=False,
     )

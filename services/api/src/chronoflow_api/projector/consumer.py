@@ -107,6 +107,7 @@ class StreamProjector:
         self.engine = engine
         self.stream = stream
         self.metrics = metrics
+        self._checkpoint = 0
 
     async def run(self, *, stop_at: int | None = None, lead_timeout: float | None = None) -> None:
         """Consume forever (or until ``stop_at`` is applied); restarts cleanly on errors.
@@ -143,6 +144,7 @@ class StreamProjector:
     async def _consume(self, stop_at: int | None) -> bool:
         async with self.engine.connect() as conn:
             checkpoint = await load_checkpoint(conn, self.stream)
+        self._checkpoint = checkpoint
         if stop_at is not None and checkpoint >= stop_at:
             return True
         # The checkpoint in Postgres is the truth; the durable is re-pointed to follow it.
@@ -162,14 +164,13 @@ class StreamProjector:
         sub = await self.js.pull_subscribe_bind(names.PROJECTOR_DURABLE, stream=self.stream)
         try:
             while True:
-                try:
-                    msgs = await sub.fetch(BATCH, timeout=1)
-                except TimeoutError:
-                    await self._observe_lag(sub, None)
+                msgs = await next_batch(sub, BATCH)
+                if not msgs:
+                    await self._observe_lag(None)
                     continue
                 last = await self._apply(msgs)
                 await msgs[-1].ack()
-                await self._observe_lag(sub, msgs[-1])
+                await self._observe_lag(msgs[-1])
                 await self.nc.publish(
                     names.PROJECTION_APPLIED_SUBJECT,
                     json.dumps({"stream": self.stream, "seq": last}).encode(),
@@ -182,7 +183,8 @@ class StreamProjector:
 
     async def _apply(self, msgs: list[Msg]) -> int:
         async with self.engine.begin() as conn:
-            checkpoint = await load_checkpoint(conn, self.stream)
+            # Only the leader writes this checkpoint, so the value it saved last is current.
+            checkpoint = self._checkpoint
             last = checkpoint
             applied = 0
             for msg in msgs:
@@ -200,11 +202,12 @@ class StreamProjector:
                     applied += 1
                 last = max(last, seq)
             await _save_checkpoint(conn, self.stream, last)
+        self._checkpoint = last
         if self.metrics is not None:
             self.metrics.applied.labels(self.stream).inc(applied)
         return last
 
-    async def _observe_lag(self, sub: JetStreamContext.PullSubscription, msg: Msg | None) -> None:
+    async def _observe_lag(self, msg: Msg | None) -> None:
         if self.metrics is None:
             return
         pending = msg.metadata.num_pending if msg is not None else 0
@@ -213,6 +216,27 @@ class StreamProjector:
         if msg is not None and pending:
             age = (datetime.now(UTC) - msg.metadata.timestamp).total_seconds()
         self.metrics.lag_seconds.labels(self.stream).set(max(age, 0.0))
+
+
+async def next_batch(
+    sub: JetStreamContext.PullSubscription, size: int, *, idle: float = 5.0
+) -> list[Msg]:
+    """Wait (up to ``idle`` s) for one message, then take whatever else is already there.
+
+    A plain ``fetch(size)`` that has to wait keeps waiting until the batch is full or the
+    timeout passes, which would add up to a second of latency to a lone event; this returns
+    as soon as anything arrives and still batches under load.
+    """
+    try:
+        msgs = await sub.fetch(1, timeout=idle)
+    except TimeoutError:
+        return []
+    # The delivered message says how many more wait; those are fetched without lingering.
+    pending = msgs[0].metadata.num_pending
+    if size > 1 and pending:
+        with contextlib.suppress(TimeoutError):
+            msgs += await sub.fetch(min(size - 1, pending), timeout=0.5)
+    return msgs
 
 
 async def stream_last_seq(js: JetStreamContext, stream: str) -> int:

@@ -17,6 +17,7 @@ JsonValue: TypeAlias = (
 
 KIB = 1024
 MIB = 1024 * KIB
+MAX_JS_STACK_KB = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Limits:
     cpu_ms: int | None = None
     """Time spent executing JavaScript; ``None`` means ``timeout_ms``."""
     js_stack_kb: int = 256
+    """JavaScript stack (about 800 frames of plain recursion); deeper ends in a RangeError."""
     max_log_bytes: int = 64 * KIB
     max_result_bytes: int = 64 * KIB
     max_state_bytes: int = 256 * KIB
@@ -44,8 +46,11 @@ class Limits:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must not be negative")
-        if self.timeout_ms < 1 or self.memory_mb < 1 or self.js_stack_kb < 16:
-            raise ValueError("timeout_ms, memory_mb and js_stack_kb must be positive")
+        if self.timeout_ms < 1 or self.memory_mb < 1:
+            raise ValueError("timeout_ms and memory_mb must be positive")
+        if not 16 <= self.js_stack_kb <= MAX_JS_STACK_KB:
+            # QuickJS checks against this limit; the reactor's shadow stack is 2 MiB.
+            raise ValueError(f"js_stack_kb must be within 16..{MAX_JS_STACK_KB}")
 
     @property
     def effective_cpu_ms(self) -> int:

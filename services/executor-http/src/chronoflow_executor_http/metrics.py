@@ -1,0 +1,102 @@
+"""The executor's Prometheus metrics, registered on the service's own registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from chronoflow_contracts.runs import RunStatus
+from chronoflow_executor_http.domain import TARGET, Outcome
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+_LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# The (status class, outcome) pairs that can happen, so every series exists from the start.
+_RESPONSE_SERIES = (
+    ("2xx", Outcome.SUCCESS),
+    ("3xx", Outcome.SUCCESS),
+    ("1xx", Outcome.HTTP_ERROR),
+    ("4xx", Outcome.HTTP_ERROR),
+    ("5xx", Outcome.HTTP_ERROR),
+    ("3xx", Outcome.HTTP_ERROR),
+    ("none", Outcome.TIMEOUT),
+    ("none", Outcome.CONNECTION_ERROR),
+    ("none", Outcome.BLOCKED),
+    ("none", Outcome.REJECTED),
+)
+
+
+@dataclass(frozen=True)
+class ExecutorMetrics:
+    """What operators watch: outcomes, durations, retries, load, backlog."""
+
+    responses: Counter
+    duration: Histogram
+    runs: Counter
+    retries: Counter
+    inflight: Gauge
+    lateness: Histogram
+    redeliveries: Counter
+    pending: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> ExecutorMetrics:
+        """Create the metrics on ``registry``, every known label set starting at zero."""
+        metrics = cls(
+            responses=Counter(
+                "chronoflow_http_responses",
+                "Webhook attempts by response status class and outcome",
+                ["status_class", "outcome"],
+                registry=registry,
+            ),
+            duration=Histogram(
+                "chronoflow_run_duration_seconds",
+                "Duration of one attempt, request sent to response read",
+                ["target"],
+                buckets=_DURATION_BUCKETS,
+                registry=registry,
+            ),
+            runs=Counter(
+                "chronoflow_runs",
+                "Attempts finished, by target and status",
+                ["target", "status"],
+                registry=registry,
+            ),
+            retries=Counter(
+                "chronoflow_run_retries",
+                "Further attempts scheduled after a failed one",
+                ["target"],
+                registry=registry,
+            ),
+            inflight=Gauge(
+                "chronoflow_http_inflight_requests",
+                "Webhook requests in flight in this process",
+                registry=registry,
+            ),
+            lateness=Histogram(
+                "chronoflow_run_lateness_seconds",
+                "From an occurrence's scheduled instant to its first attempt starting",
+                ["target"],
+                buckets=_LATENESS_BUCKETS,
+                registry=registry,
+            ),
+            redeliveries=Counter(
+                "chronoflow_run_redeliveries",
+                "Run requests delivered again (a replica crashed or gave the message back)",
+                ["target"],
+                registry=registry,
+            ),
+            pending=Gauge(
+                "chronoflow_work_pending_messages",
+                "Run requests waiting in the work queue, as of the last one fetched",
+                ["target"],
+                registry=registry,
+            ),
+        )
+        for status_class, outcome in _RESPONSE_SERIES:
+            metrics.responses.labels(status_class, outcome.value)
+        for status in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT):
+            metrics.runs.labels(TARGET, status.value)
+        metrics.retries.labels(TARGET)
+        metrics.redeliveries.labels(TARGET)
+        return metrics

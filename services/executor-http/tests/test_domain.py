@@ -1,0 +1,191 @@
+"""The pure rules: verdicts, Retry-After, backoff, the request's body and headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chronoflow_contracts.chrono import RetryPolicy
+from chronoflow_contracts.runs import RunStatus
+from chronoflow_executor_http import domain
+from chronoflow_executor_http.domain import Outcome, Verdict
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("status", "run_status", "retryable"),
+    [
+        (200, RunStatus.SUCCESS, False),
+        (204, RunStatus.SUCCESS, False),
+        (301, RunStatus.SUCCESS, False),
+        (399, RunStatus.SUCCESS, False),
+        (400, RunStatus.FAILED, False),
+        (401, RunStatus.FAILED, False),
+        (404, RunStatus.FAILED, False),
+        (409, RunStatus.FAILED, False),
+        (422, RunStatus.FAILED, False),
+        (408, RunStatus.FAILED, True),
+        (429, RunStatus.FAILED, True),
+        (500, RunStatus.FAILED, True),
+        (502, RunStatus.FAILED, True),
+        (503, RunStatus.FAILED, True),
+        (599, RunStatus.FAILED, True),
+        (101, RunStatus.FAILED, False),
+    ],
+)
+def test_responses_are_judged_by_status(
+    status: int, run_status: RunStatus, retryable: bool
+) -> None:
+    verdict = domain.judge_response(status, None, NOW)
+    assert verdict.status == run_status
+    assert verdict.retryable is retryable
+    assert verdict.http_status == status
+    if run_status == RunStatus.SUCCESS:
+        assert verdict.error_message is None
+        assert verdict.outcome == Outcome.SUCCESS
+    else:
+        assert verdict.error_message == f"HTTP {status}"
+        assert verdict.outcome == Outcome.HTTP_ERROR
+
+
+def test_retry_after_is_read_only_where_a_retry_may_follow() -> None:
+    assert domain.judge_response(429, "7", NOW).retry_after_s == 7
+    assert domain.judge_response(503, "7", NOW).retry_after_s == 7
+    assert domain.judge_response(404, "7", NOW).retry_after_s is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("2", 2.0),
+        (" 120 ", 120.0),
+        ("0", 0.0),
+        ("Wed, 25 Nov 2026 12:00:30 GMT", 30.0),
+        ("Wed, 25 Nov 2026 11:59:00 GMT", 0.0),  # in the past: no extra wait
+        ("999999999", domain.MAX_RETRY_AFTER_S),
+        ("-1", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_forms(header: str | None, seconds: float | None) -> None:
+    assert domain.parse_retry_after(header, NOW) == seconds
+
+
+def test_failures_without_a_response() -> None:
+    timeout = domain.judge_timeout(0.3)
+    assert (timeout.status, timeout.outcome, timeout.retryable) == (
+        RunStatus.TIMEOUT,
+        Outcome.TIMEOUT,
+        True,
+    )
+    assert timeout.error_message == "no complete response within 300 ms"
+    refused = domain.judge_connection_error("Connection refused")
+    assert (refused.status, refused.retryable) == (RunStatus.FAILED, True)
+    assert refused.error_message == "connection error: Connection refused"
+    blocked = domain.judge_refusal(Outcome.BLOCKED, "egress blocked (private): x:80")
+    assert (blocked.status, blocked.retryable) == (RunStatus.FAILED, False)
+    assert len(domain.judge_connection_error("x" * 5000).error_message or "") == 500
+
+
+def policy(**fields: object) -> RetryPolicy:
+    return RetryPolicy.model_validate(fields)
+
+
+def test_exponential_backoff_doubles_up_to_the_cap() -> None:
+    p = policy(attempts=10, backoff="exponential", delayMs=1000, maxDelayMs=5000, jitter=False)
+    assert [domain.backoff_s(p, n, 0.0) for n in range(1, 6)] == [1, 2, 4, 5, 5]
+
+
+def test_fixed_backoff_stays_put() -> None:
+    p = policy(attempts=10, backoff="fixed", delayMs=250, maxDelayMs=60_000, jitter=False)
+    assert {domain.backoff_s(p, n, 0.9) for n in range(1, 6)} == {0.25}
+
+
+def test_a_huge_attempt_number_stays_capped() -> None:
+    p = policy(attempts=20, backoff="exponential", delayMs=86_400_000, jitter=False)
+    assert domain.backoff_s(p, 10_000, 0.0) == 60.0
+
+
+@given(st.integers(1, 20), st.floats(0, 1, exclude_max=True))
+def test_jitter_keeps_between_half_and_all_of_the_delay(attempt: int, unit: float) -> None:
+    p = policy(attempts=20, backoff="exponential", delayMs=1000, maxDelayMs=60_000, jitter=True)
+    plain = policy(
+        attempts=20, backoff="exponential", delayMs=1000, maxDelayMs=60_000, jitter=False
+    )
+    full = domain.backoff_s(plain, attempt, unit)
+    assert full / 2 <= domain.backoff_s(p, attempt, unit) <= full
+
+
+def test_next_attempt_follows_the_policy_and_honours_retry_after() -> None:
+    p = policy(attempts=3, backoff="fixed", delayMs=100, jitter=False)
+    failed = domain.judge_response(503, None, NOW)
+    assert domain.next_attempt(failed, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert domain.next_attempt(failed, p, 2, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert domain.next_attempt(failed, p, 3, NOW, 0.5) is None  # attempts exhausted
+    busy = domain.judge_response(429, "2", NOW)
+    assert domain.next_attempt(busy, p, 1, NOW, 0.5) == NOW + timedelta(seconds=2)
+    # Retry-After is a floor, never a ceiling.
+    slow = policy(attempts=3, backoff="fixed", delayMs=5000, jitter=False)
+    assert domain.next_attempt(busy, slow, 1, NOW, 0.5) == NOW + timedelta(seconds=5)
+    final = domain.judge_response(404, None, NOW)
+    assert domain.next_attempt(final, p, 1, NOW, 0.5) is None
+    blocked = Verdict(RunStatus.FAILED, Outcome.BLOCKED, False)
+    assert domain.next_attempt(blocked, p, 1, NOW, 0.5) is None
+
+
+def test_the_body_is_compact_json_except_where_a_method_has_none() -> None:
+    assert domain.encode_body({"a": "ç", "b": [1, 2]}, "POST") == '{"a":"ç","b":[1,2]}'.encode()
+    assert domain.encode_body("text", "PUT") == b'"text"'
+    assert domain.encode_body(0, "PATCH") == b"0"
+    assert domain.encode_body(None, "POST") is None
+    assert domain.encode_body({"a": 1}, "GET") is None
+    assert domain.encode_body({"a": 1}, "HEAD") is None
+
+
+def test_the_signature_headers_always_win() -> None:
+    signature = {"webhook-id": "id", "webhook-timestamp": "1", "webhook-signature": "v1,x"}
+    user = {"Webhook-Signature": "forged", "X-Other": "kept", "WEBHOOK-ID": "forged"}
+    headers = domain.request_headers(user, b"{}", signature)
+    assert headers == {"X-Other": "kept", "content-type": "application/json", **signature}
+    # A chrono's own content type is kept; no body, no content type.
+    assert domain.request_headers({"Content-Type": "text/plain"}, b"x", {})["Content-Type"] == (
+        "text/plain"
+    )
+    assert "content-type" not in domain.request_headers({}, None, {})
+
+
+def test_status_classes() -> None:
+    assert [domain.status_class(s) for s in (101, 204, 302, 404, 503, None, 99, 600)] == [
+        "1xx",
+        "2xx",
+        "3xx",
+        "4xx",
+        "5xx",
+        "none",
+        "none",
+        "none",
+    ]
+
+
+def test_the_schedule_header_is_utc_rfc3339_rounded_up_to_the_millisecond() -> None:
+    due = datetime(2026, 11, 25, 9, 0, 0, 123_001, tzinfo=UTC)
+    assert domain.schedule_header(due) == "@at 2026-11-25T09:00:00.124Z"
+    exact = datetime(2026, 11, 25, 9, 0, 0, 123_000, tzinfo=UTC)
+    assert domain.schedule_header(exact) == "@at 2026-11-25T09:00:00.123Z"
+    local = datetime(2026, 11, 25, 6, 0, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
+    assert domain.schedule_header(local) == "@at 2026-11-25T09:00:00.000Z"
+
+
+def test_message_ids_are_derived_from_the_run_id() -> None:
+    assert domain.started_msg_id("r1") == "run-started-r1"
+    assert domain.completed_msg_id("r1") == "run-completed-r1"
+    assert domain.duration_ms(0.0129) == 12
+    assert domain.duration_ms(-1) == 0
