@@ -38,7 +38,11 @@ FACTORIES: dict[str, Callable[[dict[str, str]], FastAPI]] = {
 async def test_service_starts_and_reports_ready(
     service: str, nats_server: NatsServer, database_url: str
 ) -> None:
-    env = {"NATS_URL": nats_server.url, "DATABASE_URL": database_url}
+    env = {
+        "NATS_URL": nats_server.url,
+        "DATABASE_URL": database_url,
+        "CHRONOFLOW_PROFILE": "development",
+    }
     app = FACTORIES[service](env)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

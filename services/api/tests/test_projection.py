@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from hypothesis import HealthCheck, given, settings
@@ -225,3 +225,47 @@ async def test_projection_equals_a_pure_fold_of_the_events(
         for r in rows
     }
     assert actual == expected
+
+
+async def test_a_batch_touching_one_chrono_twice_applies_in_order(engine: AsyncEngine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from chronoflow_api.projector import views
+    from chronoflow_contracts import new_id
+    from chronoflow_platform.schema import chrono_run_state
+
+    cid = new_id()
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    batch = []
+    outcomes: tuple[tuple[int, Literal[RunStatus.FAILED, RunStatus.SUCCESS]], ...] = (
+        (1, RunStatus.FAILED),
+        (2, RunStatus.SUCCESS),
+    )
+    for attempt, status in outcomes:
+        occ = occurrence_id(cid, t0)
+        started = t0 + timedelta(seconds=attempt)
+        batch.append(
+            (
+                RunCompleted(
+                    chrono_id=cid,
+                    run_id=run_id(occ, attempt),
+                    occurrence_id=occ,
+                    scheduled_for=t0,
+                    attempt=attempt,
+                    target_type=TargetType.HTTP,
+                    status=status,
+                    started_at=started,
+                    finished_at=started,
+                    duration_ms=1,
+                    will_retry=attempt == 1,
+                ),
+                attempt,
+            )
+        )
+    async with engine.begin() as conn:
+        await views.run_completed(conn, batch)
+        state = (
+            await conn.execute(select(chrono_run_state).where(chrono_run_state.c.chrono_id == cid))
+        ).one()
+    assert state.last_run_status == "SUCCESS"
+    assert state.last_run_id == run_id(occurrence_id(cid, t0), 2)

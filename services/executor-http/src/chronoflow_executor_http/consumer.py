@@ -91,10 +91,12 @@ class WorkConsumer:
                 for msg in msgs:
                     self._start(msg)
         finally:
-            keep_alive.cancel()
-            await self._finish_inflight()
+            # Stop taking work first: a message handed back while this subscription still
+            # listens would be delivered straight back to it and wait out ack_wait.
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+            await self._finish_inflight()
+            keep_alive.cancel()
 
     async def _take_slots(self) -> int:
         await self._slots.acquire()

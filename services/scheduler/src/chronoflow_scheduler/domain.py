@@ -51,6 +51,10 @@ _TARGET_KINDS: Final[dict[TargetType, TargetKind]] = {
 }
 
 
+class RetryLaterError(Exception):
+    """A message cannot be decided yet (the read model lags behind it); redeliver it later."""
+
+
 class ScheduleMessage(CamelModel):
     """Body of a chrono's schedule message, and of the message nats-server fires from it.
 
@@ -190,7 +194,7 @@ def keepalive_interval(ack_wait_seconds: float) -> float:
     return max(ack_wait_seconds / 3, 0.5)
 
 
-def definition_from_row(row: Mapping[str, Any]) -> ChronoDefinition:
+def definition_from_row(row: Mapping[Any, Any]) -> ChronoDefinition:
     """The chrono definition stored in a ``chronos`` read-model row."""
     return ChronoDefinition(
         name=row["name"],
@@ -211,4 +215,3 @@ def definition_from_row(row: Mapping[str, Any]) -> ChronoDefinition:
         config=ExecConfig.model_validate(row["config"] or {}),
         is_active=row["is_active"],
     )
-

@@ -170,4 +170,3 @@ class Emitter:
                 return False  # a newer event decides the chrono's fate
             raise
         return True
-

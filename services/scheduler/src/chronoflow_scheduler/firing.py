@@ -15,6 +15,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -33,6 +34,7 @@ from chronoflow_contracts.runs import (
 from chronoflow_platform.logs import chrono_id_var
 from chronoflow_scheduler.domain import (
     FirePlan,
+    RetryLaterError,
     ScheduleMessage,
     hold_seconds,
     keepalive_interval,
@@ -48,10 +50,6 @@ from chronoflow_scheduler.schedules import ArmPolicy, ScheduleStore
 log = logging.getLogger(__name__)
 
 _FINISH_RACES = 10
-
-
-class RetryLaterError(Exception):
-    """The fire cannot be decided yet (the read model lags); redeliver it later."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ class FireService:
         try:
             fire = ScheduleMessage.model_validate_json(msg.data)
         except ValidationError:
-            log.error("dropping unreadable fired message on %s", msg.subject)
+            log.warning("dropping unreadable fired message on %s", msg.subject)
             self._metrics.fires.labels("malformed").inc()
             await msg.ack()
             return
@@ -156,7 +154,7 @@ class FireService:
         row = await self._readmodel.wait_for(
             fire.chrono_id,
             fire.chrono_version,
-            timeout=self._timing.read_model_wait_seconds,
+            within=self._timing.read_model_wait_seconds,
             heartbeat=msg.in_progress,
             heartbeat_every=self._keepalive,
         )
@@ -210,9 +208,7 @@ class FireService:
             correlation_id=occurrence,
         )
         try:
-            await self._emitter.run_requested(
-                event, msg_id=run_request_msg_id(row.id, plan.run, 1)
-            )
+            await self._emitter.run_requested(event, msg_id=run_request_msg_id(row.id, plan.run, 1))
         except Exception:
             self._metrics.publish_errors.labels("run_requested").inc()
             raise
@@ -251,7 +247,9 @@ class FireService:
                 self._metrics.publish_errors.labels("schedule").inc()
                 raise
             return
-        reason = "ONE_SHOT_FIRED" if row.definition.schedule.type == "once" else "NO_NEXT_OCCURRENCE"
+        reason: Literal["ONE_SHOT_FIRED", "NO_NEXT_OCCURRENCE"] = (
+            "ONE_SHOT_FIRED" if row.definition.schedule.type == "once" else "NO_NEXT_OCCURRENCE"
+        )
         expected = verdict.latest
         for _ in range(_FINISH_RACES):
             finished = ChronoFinished(chrono_id=row.id, reason=reason)

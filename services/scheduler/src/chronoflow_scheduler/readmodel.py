@@ -75,16 +75,16 @@ class ReadModel:
         chrono_id: str,
         version: int,
         *,
-        timeout: float,
+        within: float,
         heartbeat: Callable[[], Awaitable[None]],
         heartbeat_every: float,
     ) -> ChronoRow | None:
-        """The chrono's row once the projector has applied ``version`` (None after ``timeout``).
+        """The chrono's row once the projector has applied ``version`` (None after ``within`` s).
 
         The projector usually is there already; when it lags, this re-reads with backoff and
         calls ``heartbeat`` now and then (to keep a JetStream message in hand meanwhile).
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         beat = time.monotonic()
         pause = 0.02
         while True:

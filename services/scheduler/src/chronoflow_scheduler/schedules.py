@@ -154,7 +154,9 @@ class ScheduleStore:
                 ScheduleArmed(chrono_id=chrono_id, chrono_version=version, next_run_at=current.due)
             )
             return current
-        raise RuntimeError(f"schedule of chrono {chrono_id} kept changing under {_MAX_RACES} retags")
+        raise RuntimeError(
+            f"schedule of chrono {chrono_id} kept changing under {_MAX_RACES} retags"
+        )
 
     async def cancel(self, chrono_id: str, version: int) -> bool:
         """Remove the pending occurrence unless it belongs to a newer version; announce it."""
@@ -185,7 +187,13 @@ class ScheduleStore:
                 raise
 
     async def _write(
-        self, chrono_id: str, version: int, due: datetime, *, expected: int, nonce: str | None = None
+        self,
+        chrono_id: str,
+        version: int,
+        due: datetime,
+        *,
+        expected: int,
+        nonce: str | None = None,
     ) -> bool:
         body = ScheduleMessage(chrono_id=chrono_id, chrono_version=version, due_at=due)
         headers = {

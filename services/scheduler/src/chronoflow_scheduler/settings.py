@@ -28,7 +28,9 @@ class SchedulerSettings(BaseServiceSettings):
     events_ack_wait_seconds: float = Field(
         default=30.0, ge=1.0, validation_alias="SCHEDULER_EVENTS_ACK_WAIT_SECONDS"
     )
-    event_workers: int = Field(default=32, ge=1, le=1024, validation_alias="SCHEDULER_EVENT_WORKERS")
+    event_workers: int = Field(
+        default=32, ge=1, le=1024, validation_alias="SCHEDULER_EVENT_WORKERS"
+    )
     # The chrono row a fire needs may not be projected yet; wait this long, then retry later.
     read_model_wait_seconds: float = Field(
         default=10.0, ge=0.0, validation_alias="SCHEDULER_READ_MODEL_WAIT_SECONDS"

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chronoflow_api.projector.views import APPLY
-from chronoflow_contracts import decode, names
+from chronoflow_contracts import Event, decode, names
 from chronoflow_platform.schema import projection_checkpoints
 
 log = logging.getLogger(__name__)
@@ -187,20 +187,27 @@ class StreamProjector:
             checkpoint = self._checkpoint
             last = checkpoint
             applied = 0
+            run: list[tuple[Event, int]] = []
+            run_type = ""
             for msg in msgs:
                 seq = msg.metadata.sequence.stream
+                last = max(last, seq)
                 if seq <= checkpoint:
                     continue  # a redelivery of something already applied
                 headers = msg.headers or {}
-                event_type = headers.get(names.EVENT_TYPE)
-                apply = APPLY.get(event_type or "")
-                if apply is None:
+                event_type = headers.get(names.EVENT_TYPE, "")
+                if event_type not in APPLY:
                     log.warning("skipping unknown event %r at %s:%d", event_type, self.stream, seq)
-                else:
-                    version = int(headers.get(names.EVENT_VERSION, "1"))
-                    await apply(conn, decode(event_type or "", version, msg.data), seq)
-                    applied += 1
-                last = max(last, seq)
+                    continue
+                if run and event_type != run_type:
+                    await APPLY[run_type](conn, run)
+                    run = []
+                run_type = event_type
+                version = int(headers.get(names.EVENT_VERSION, "1"))
+                run.append((decode(event_type, version, msg.data), seq))
+                applied += 1
+            if run:
+                await APPLY[run_type](conn, run)
             await _save_checkpoint(conn, self.stream, last)
         self._checkpoint = last
         if self.metrics is not None:

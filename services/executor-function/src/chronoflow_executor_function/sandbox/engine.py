@@ -44,9 +44,9 @@ FUEL = 1 << 62
 """Fuel only meters (the CPU limit is the epoch): a budget no run can exhaust."""
 SALVAGE_MS = 100
 """How long the SDK may take to hand over logs and state after the run was cut short."""
-HEAP_FULL_RATIO = 0.9
-"""Linear-memory growth, as a share of the heap limit, that counts as having hit the limit
-(QuickJS counts allocator overhead, so growth stops a little short of the limit itself)."""
+HEAP_FULL_RATIO = 0.75
+"""Linear-memory growth, as a share of the heap limit, taken as a sign the limit was reached
+(growth stops short of it by the size of the allocation that failed)."""
 KNOWN_OPS = frozenset({"http", "message", "sleep"})
 USER_MODULE = "function.js"
 
@@ -185,6 +185,7 @@ class Sandbox:
         termination = Termination.ERROR
         message: str | None = None
         error: dict[str, str] | None = None
+        sdk_failed = False
         try:
             with self._in_wasm(store, run):
                 qjs = QuickJS.restore(store, self._pre.instantiate(store), self._snapshot)
@@ -201,6 +202,7 @@ class Sandbox:
             # Only the SDK's own calls get here (user errors settle the main promise), and
             # only when the heap is exhausted: the engine could not even report the error.
             termination, message = Termination.ERROR, "the SDK failed (heap exhausted)"
+            sdk_failed = True
         except MemoryError:
             termination, message = Termination.MEMORY, "out of memory"
         except SandboxFault as exc:
@@ -216,14 +218,19 @@ class Sandbox:
                 error = outcome["error"]
                 termination, message = Termination.ERROR, _error_line(error)
         memory_bytes = qjs.memory.data_len(store) if qjs is not None else 0
-        # Linear memory never shrinks: if it grew by (nearly) the heap limit, the limit was
-        # reached at some point, even if the function caught the error and went on.
+        # Linear memory never shrinks: if it grew by most of the heap limit, the limit was
+        # probably reached at some point, even if the function caught the error and went on.
         heap_full = (
             qjs is not None and memory_bytes - qjs.initial_memory >= heap_limit * HEAP_FULL_RATIO
         )
-        if termination is not Termination.COMPLETED and _looks_like_oom(error, heap_full):
+        out_of_memory = _thrown_oom(error) or (sdk_failed and heap_full)
+        if termination is not Termination.COMPLETED and out_of_memory:
             termination = Termination.MEMORY
             message = f"memoryMb exceeded ({limits['memory_mb']} MiB): {message}"
+        elif termination is Termination.TIMEOUT and heap_full:
+            # Out-of-memory errors are catchable; a function that kept catching them was
+            # ended by the CPU limit, which is what it gets reported as.
+            message = f"{message}; the heap had reached memoryMb ({limits['memory_mb']} MiB)"
         report = self._salvage(qjs, dispatch, store, run)
         return {
             "termination": termination.value,
@@ -376,9 +383,8 @@ def _error_line(error: dict[str, str]) -> str:
     return f"{name}: {message}" if message else name
 
 
-def _looks_like_oom(error: dict[str, str] | None, heap_full: bool) -> bool:
-    thrown_oom = error is not None and (error.get("name"), error.get("message")) == (
+def _thrown_oom(error: dict[str, str] | None) -> bool:
+    return error is not None and (error.get("name"), error.get("message")) == (
         "InternalError",
         "out of memory",
     )
-    return thrown_oom or heap_full

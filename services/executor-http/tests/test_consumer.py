@@ -1,0 +1,214 @@
+"""The durable pull consumer and the handler against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry
+
+from chronoflow_contracts import decode, names
+from chronoflow_contracts.chrono import TargetType
+from chronoflow_contracts.runs import RunCompleted, RunRequested
+from chronoflow_executor_http.consumer import ConsumerOptions, Handler, WorkConsumer
+from chronoflow_executor_http.handlers import RunRequestHandler
+from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_http.service import Limits, WebhookExecutor
+from chronoflow_executor_http.testing import http_definition, publish_run, run_request
+
+DURABLE = names.EXECUTOR_DURABLES["http"]
+
+
+def options(**changes: float) -> ConsumerOptions:
+    values: dict[str, float] = {
+        "concurrency": 5,
+        "batch": 3,
+        "ack_wait_s": 30.0,
+        "max_deliver": 5,
+        "max_ack_pending": 1000,
+        "shutdown_grace_s": 5.0,
+        **changes,
+    }
+    return ConsumerOptions(
+        concurrency=int(values["concurrency"]),
+        batch=int(values["batch"]),
+        ack_wait_s=values["ack_wait_s"],
+        max_deliver=int(values["max_deliver"]),
+        max_ack_pending=int(values["max_ack_pending"]),
+        shutdown_grace_s=values["shutdown_grace_s"],
+    )
+
+
+@pytest.fixture
+async def queue(js: JetStreamContext) -> AsyncIterator[JetStreamContext]:
+    """An empty HTTP work queue without the durable (each test creates its own)."""
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(names.WORK_STREAM, DURABLE)
+    await js.purge_stream(names.WORK_STREAM)
+    yield js
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(names.WORK_STREAM, DURABLE)
+    await js.purge_stream(names.WORK_STREAM)
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    js: JetStreamContext, handler: Handler, opts: ConsumerOptions
+) -> AsyncIterator[WorkConsumer]:
+    consumer = WorkConsumer(js, handler, opts)
+    await consumer.ensure()
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def publish(js: JetStreamContext, count: int) -> list[RunRequested]:
+    requests = [run_request(http_definition("http://127.0.0.1:9/never")) for _ in range(count)]
+    for request in requests:
+        await publish_run(js, request)
+    return requests
+
+
+async def test_the_durable_is_created_idempotently_with_its_settings(
+    queue: JetStreamContext,
+) -> None:
+    for opts in (options(), options(), options(ack_wait_s=12.0, max_deliver=7)):
+        await WorkConsumer(queue, _ack, opts).ensure()
+    info = await queue.consumer_info(names.WORK_STREAM, DURABLE)
+    assert info.config.filter_subject == names.work_subject("http")
+    assert (info.config.ack_wait, info.config.max_deliver) == (12.0, 7)
+    assert info.config.max_ack_pending == 1000
+
+
+async def _ack(msg: Msg) -> None:
+    await msg.ack()
+
+
+async def test_concurrency_is_bounded_and_every_message_is_handled(
+    queue: JetStreamContext,
+) -> None:
+    running = 0
+    peak = 0
+    seen: list[int] = []
+
+    async def handler(msg: Msg) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        seen.append(msg.metadata.sequence.stream)
+        running -= 1
+        await msg.ack()
+
+    await publish(queue, 40)
+    async with consuming(queue, handler, options(concurrency=5, batch=3)):
+        async with asyncio.timeout(10):
+            while len(seen) < 40:
+                await asyncio.sleep(0.05)
+    assert peak == 5
+    assert sorted(seen) == sorted(set(seen))
+    assert (await queue.stream_info(names.WORK_STREAM)).state.messages == 0
+
+
+async def test_a_long_run_keeps_its_message_with_in_progress_acks(
+    queue: JetStreamContext,
+) -> None:
+    deliveries: list[int] = []
+
+    async def handler(msg: Msg) -> None:
+        deliveries.append(msg.metadata.num_delivered)
+        await asyncio.sleep(3.5)  # more than twice ack_wait
+        await msg.ack()
+
+    await publish(queue, 1)
+    async with consuming(queue, handler, options(ack_wait_s=1.5)):
+        async with asyncio.timeout(8):
+            while (await queue.stream_info(names.WORK_STREAM)).state.messages:
+                await asyncio.sleep(0.1)
+    assert deliveries == [1]
+
+
+async def test_on_shutdown_unfinished_runs_are_handed_back_at_once(
+    queue: JetStreamContext,
+) -> None:
+    deliveries: list[int] = []
+    release = asyncio.Event()
+
+    async def handler(msg: Msg) -> None:
+        deliveries.append(msg.metadata.num_delivered)
+        await release.wait()
+        await msg.ack()
+
+    await publish(queue, 1)
+    async with consuming(queue, handler, options(shutdown_grace_s=0.2)):
+        async with asyncio.timeout(5):
+            while not deliveries:
+                await asyncio.sleep(0.02)
+    # ack_wait is 30 s: only the NAK at shutdown can bring it back this soon.
+    release.set()
+    async with consuming(queue, handler, options()):
+        async with asyncio.timeout(5):
+            while len(deliveries) < 2:
+                await asyncio.sleep(0.02)
+    assert deliveries == [1, 2]
+
+
+class _Exploding(WebhookExecutor):
+    def __init__(self, js: JetStreamContext) -> None:
+        super().__init__(
+            js=js,
+            client=None,  # type: ignore[arg-type]  # never used: execute always fails
+            secrets=["whsec_" + "A" * 43],
+            cipher=None,
+            limits=Limits(default_timeout_ms=1000, max_response_bytes=1024, allowed_methods=frozenset()),
+            metrics=ExecutorMetrics.register(CollectorRegistry()),
+        )
+        self.calls = 0
+
+    async def execute(self, request: RunRequested) -> RunCompleted:
+        self.calls += 1
+        raise RuntimeError("bug")
+
+
+async def test_a_crashing_run_is_retried_then_recorded_as_failed(
+    queue: JetStreamContext,
+) -> None:
+    executor = _Exploding(queue)
+    registry = CollectorRegistry()
+    handler = RunRequestHandler(executor, ExecutorMetrics.register(registry), max_deliver=2)
+    [request] = await publish(queue, 1)
+    async with consuming(queue, handler, options(max_deliver=2)):
+        async with asyncio.timeout(10):
+            while (await queue.stream_info(names.WORK_STREAM)).state.messages:
+                await asyncio.sleep(0.1)
+    assert executor.calls == 2
+    raw = await queue.get_msg(names.RUNS_STREAM, subject=names.runs_subject(request.chrono_id))
+    done = decode(RunCompleted.TYPE, 1, raw.data or b"")
+    assert isinstance(done, RunCompleted)
+    assert done.run_id == request.run_id
+    assert done.error_message == "executor error after 2 deliveries: RuntimeError"
+    assert registry.get_sample_value("chronoflow_run_redeliveries_total", {"target": "http"}) == 1
+
+
+async def test_a_message_that_is_not_an_http_run_is_dropped(queue: JetStreamContext) -> None:
+    executor = _Exploding(queue)
+    handler = RunRequestHandler(executor, ExecutorMetrics.register(CollectorRegistry()), max_deliver=5)
+    await queue.publish(names.work_subject("http"), b"not json")
+    message = run_request(http_definition("http://127.0.0.1:9/")).model_copy(
+        update={"target_type": TargetType.FUNCTION}
+    )
+    await publish_run(queue, message)
+    async with consuming(queue, handler, options()):
+        async with asyncio.timeout(5):
+            while (await queue.stream_info(names.WORK_STREAM)).state.messages:
+                await asyncio.sleep(0.05)
+    assert executor.calls == 0

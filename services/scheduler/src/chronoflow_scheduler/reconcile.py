@@ -1,0 +1,225 @@
+"""Start-up reconcile: every active chrono has its schedule message, and nothing else does.
+
+Both passes stream: active chronos come from Postgres a page at a time (keyset on id) and are
+checked against their schedule subjects by direct get; the orphan pass reads the schedule
+messages through an ephemeral consumer a batch at a time. Memory stays flat in the number of
+chronos. Everything written goes through the same compare-and-set arms as the live path, so
+running alongside the consumers (or another replica's reconcile) is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from pydantic import ValidationError
+
+from chronoflow_contracts import names, utc_now
+from chronoflow_contracts.chrono import ChronoDeleted
+from chronoflow_schedule import next_after
+from chronoflow_scheduler.domain import ScheduleMessage
+from chronoflow_scheduler.eventlog import EventLog
+from chronoflow_scheduler.metrics import SchedulerMetrics
+from chronoflow_scheduler.readmodel import ActiveChrono, ReadModel
+from chronoflow_scheduler.schedules import ArmPolicy, ArmResult, Pending, ScheduleStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_SCHEDULE_FILTER = "cf.schedules.chrono.>"
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What one reconcile saw and did."""
+
+    checked: int
+    repaired: int
+    removed: int
+    seconds: float
+
+
+async def _bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(aw: Awaitable[T]) -> T:
+        async with gate:
+            return await aw
+
+    return await asyncio.gather(*(one(aw) for aw in aws))
+
+
+def repair_due(chrono: ActiveChrono, fired: Pending | None, now: datetime) -> datetime | None:
+    """The occurrence to arm for an active chrono that lost its schedule message.
+
+    The scheduler's last announced occurrence if it was made for the current version, else
+    the api's; moved past the last occurrence that already fired; from now if none is known.
+    Missed occurrences then go through the misfire rule like any late fire.
+    """
+    known = chrono.armed_version is not None and chrono.armed_version >= chrono.version
+    due = chrono.armed_at if known else chrono.next_run_at
+    if fired is not None and due is not None and fired.due >= due:
+        due = next_after(chrono.schedule, fired.due)
+    return due if due is not None else next_after(chrono.schedule, now)
+
+
+class Reconciler:
+    """Checks and repairs schedule messages against the read model."""
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        store: ScheduleStore,
+        events: EventLog,
+        readmodel: ReadModel,
+        metrics: SchedulerMetrics,
+        page_size: int,
+        concurrency: int,
+    ) -> None:
+        self._js = js
+        self._store = store
+        self._events = events
+        self._readmodel = readmodel
+        self._metrics = metrics
+        self._page = page_size
+        self._concurrency = concurrency
+
+    async def run(self) -> ReconcileReport:
+        """One full pass: repair active chronos, then remove orphans."""
+        started = time.monotonic()
+        ack_floor = await self._ack_floor()
+        checked = repaired = 0
+        after = ""
+        nonce = f"r{int(time.time() * 1000)}"
+        while page := await self._readmodel.active_page(after, self._page):
+            results = await _bounded(
+                (self._check(c, ack_floor, nonce) for c in page), self._concurrency
+            )
+            checked += len(page)
+            repaired += sum(results)
+            after = page[-1].id
+        removed = await self._sweep()
+        seconds = time.monotonic() - started
+        self._metrics.reconcile_seconds.set(seconds)
+        report = ReconcileReport(checked, repaired, removed, seconds)
+        log.info(
+            "reconciled %d active chronos in %.1fs: %d re-armed, %d orphans removed",
+            checked,
+            seconds,
+            repaired,
+            removed,
+        )
+        return report
+
+    async def _ack_floor(self) -> int:
+        # Fired messages after the fire durable's ack floor may still be in someone's hands.
+        try:
+            info = await self._js.consumer_info(
+                names.SCHEDULES_STREAM, names.SCHEDULER_FIRE_DURABLE
+            )
+        except NotFoundError:
+            return 0
+        return int(info.ack_floor.stream_seq) if info.ack_floor else 0
+
+    async def _check(self, chrono: ActiveChrono, ack_floor: int, nonce: str) -> bool:
+        pending = await self._store.pending(chrono.id)
+        fired: Pending | None = None
+        if pending is not None:
+            if pending.version >= chrono.version:
+                return False
+            if (await self._events.verify(chrono.id, pending.version)).holds:
+                return False
+        else:
+            fired = await self._store.last_fired(chrono.id)
+            if fired is not None and fired.seq > ack_floor:
+                return False  # fired and not yet settled: the fire consumer carries it on
+        due = repair_due(chrono, fired, utc_now())
+        if due is None:
+            return False
+        result = await self._store.arm(
+            chrono.id, chrono.version, due, policy=ArmPolicy.REPAIR, nonce=nonce
+        )
+        if result is ArmResult.ARMED:
+            log.info("re-armed chrono %s for %s", chrono.id, due.isoformat())
+            self._metrics.reconcile_repairs.labels("rearmed").inc()
+            return True
+        return False
+
+    async def _sweep(self) -> int:
+        """Remove schedule messages of chronos that are deleted, or inactive since."""
+        name = f"scheduler-reconcile-{uuid.uuid4().hex[:12]}"
+        config = ConsumerConfig(
+            name=name,
+            filter_subject=_SCHEDULE_FILTER,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        )
+        await self._js.add_consumer(names.SCHEDULES_STREAM, config)
+        sub = await self._js.pull_subscribe_bind(name, stream=names.SCHEDULES_STREAM)
+        removed = 0
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self._page, timeout=2)
+                except TimeoutError:
+                    break
+                removed += await self._sweep_batch(msgs)
+                if msgs[-1].metadata.num_pending == 0:
+                    break
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                await self._js.delete_consumer(names.SCHEDULES_STREAM, name)
+        return removed
+
+    async def _sweep_batch(self, msgs: list[Msg]) -> int:
+        found: list[Pending] = []
+        ids: list[str] = []
+        for msg in msgs:
+            try:
+                body = ScheduleMessage.model_validate_json(msg.data)
+            except ValidationError:
+                continue
+            ids.append(body.chrono_id)
+            found.append(Pending(msg.metadata.sequence.stream, body.chrono_version, body.due_at))
+        states = await self._readmodel.states(ids)
+
+        async def judge(chrono_id: str, pending: Pending) -> int:
+            state = states.get(chrono_id)
+            if state is not None and state.is_active:
+                return 0
+            if state is not None:
+                if state.version <= pending.version:
+                    return 0  # the read model has not caught up with this schedule yet
+                if (await self._events.verify(chrono_id, pending.version)).holds:
+                    return 0
+                await self._store.delete_if_current(pending)
+                self._metrics.reconcile_repairs.labels("removed").inc()
+                return 1
+            last = await self._events.last(chrono_id)
+            if last is not None and last[1] != ChronoDeleted.TYPE:
+                return 0  # created but not projected yet
+            await self._store.forget(chrono_id)
+            self._metrics.reconcile_repairs.labels("removed").inc()
+            return 1
+
+        results = await _bounded(
+            (judge(i, p) for i, p in zip(ids, found, strict=True)), self._concurrency
+        )
+        return sum(results)

@@ -1,0 +1,148 @@
+"""The scheduler assembled: its parts over one NATS connection and one database engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chronoflow_scheduler.domain import keepalive_interval
+from chronoflow_scheduler.emitter import Emitter, WorkBatcher
+from chronoflow_scheduler.eventlog import EventLog
+from chronoflow_scheduler.firing import FireService, FireTiming
+from chronoflow_scheduler.handlers import EventsConsumer, FireConsumer
+from chronoflow_scheduler.lifecycle import LifecycleService
+from chronoflow_scheduler.metrics import SchedulerMetrics
+from chronoflow_scheduler.readmodel import ReadModel
+from chronoflow_scheduler.reconcile import Reconciler, ReconcileReport
+from chronoflow_scheduler.schedules import ScheduleStore
+from chronoflow_scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
+
+_RECONCILE_RETRY_SECONDS = 5.0
+
+
+class Scheduler:
+    """One scheduler replica. :meth:`loops` are its background loops; run them all."""
+
+    def __init__(
+        self,
+        *,
+        nc: NatsClient,
+        js: JetStreamContext,
+        engine: AsyncEngine,
+        settings: SchedulerSettings,
+        registry: CollectorRegistry,
+    ) -> None:
+        self.settings = settings
+        self.metrics = SchedulerMetrics.register(registry)
+        self.batcher = WorkBatcher(nc, js, max_batch=settings.work_batch_size)
+        self.emitter = Emitter(js, self.batcher)
+        self.store = ScheduleStore(js, self.emitter, lead_seconds=settings.fire_lead_seconds)
+        self.events = EventLog(js)
+        self.readmodel = ReadModel(engine)
+        self.fire = FireService(
+            store=self.store,
+            events=self.events,
+            readmodel=self.readmodel,
+            emitter=self.emitter,
+            metrics=self.metrics,
+            timing=FireTiming(
+                ack_wait_seconds=settings.fire_ack_wait_seconds,
+                read_model_wait_seconds=settings.read_model_wait_seconds,
+                retry_delay_seconds=settings.retry_delay_seconds,
+                running_stale_seconds=settings.running_stale_seconds,
+            ),
+        )
+        self.lifecycle = LifecycleService(
+            store=self.store,
+            events=self.events,
+            readmodel=self.readmodel,
+            emitter=self.emitter,
+            read_model_wait_seconds=settings.read_model_wait_seconds,
+            keepalive_seconds=keepalive_interval(settings.events_ack_wait_seconds),
+        )
+        self.fire_consumer = FireConsumer(
+            js,
+            self.fire,
+            ack_wait_seconds=settings.fire_ack_wait_seconds,
+            max_in_flight=settings.fire_max_in_flight,
+            fetch_batch=settings.fire_fetch_batch,
+        )
+        self.events_consumer = EventsConsumer(
+            js,
+            self.lifecycle,
+            self.metrics,
+            ack_wait_seconds=settings.events_ack_wait_seconds,
+            workers=settings.event_workers,
+            retry_delay_seconds=settings.retry_delay_seconds,
+        )
+        self.reconciler = Reconciler(
+            js=js,
+            store=self.store,
+            events=self.events,
+            readmodel=self.readmodel,
+            metrics=self.metrics,
+            page_size=settings.reconcile_page_size,
+            concurrency=settings.reconcile_concurrency,
+        )
+        #: Set once the start-up reconcile has finished (or at once when it is off).
+        self.reconciled = asyncio.Event()
+        self.last_reconcile: ReconcileReport | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def prepare(self) -> None:
+        """Create (or update) the durable consumers: the fire one first, so no fire is missed."""
+        await self.fire_consumer.ensure()
+        await self.events_consumer.ensure()
+
+    def loops(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """The background loops, each with a name (they run until cancelled)."""
+        return [
+            ("scheduler-work-batcher", self.batcher.run()),
+            ("scheduler-fire", self.fire_consumer.run()),
+            ("scheduler-events", self.events_consumer.run()),
+            ("scheduler-reconcile", self._maintain()),
+        ]
+
+    async def _maintain(self) -> None:
+        # Reconcile once at start (retrying until it completes), then stay up: readiness
+        # treats a finished background task as a crashed one.
+        if self.settings.reconcile_on_start:
+            while True:
+                try:
+                    self.last_reconcile = await self.reconciler.run()
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("reconcile failed; retrying")
+                    await asyncio.sleep(_RECONCILE_RETRY_SECONDS)
+        self.reconciled.set()
+        await asyncio.Event().wait()
+
+    async def start(self) -> None:
+        """Prepare and run the loops as tasks of this object (tests, benchmarks, tools)."""
+        await self.prepare()
+        self._tasks = [asyncio.create_task(coro, name=name) for name, coro in self.loops()]
+
+    async def stop(self) -> None:
+        """Cancel the loops started by :meth:`start`; held fires are handed back."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.close()
+
+    async def close(self) -> None:
+        """Release what the loops do not own."""
+        with contextlib.suppress(Exception):
+            await self.readmodel.close()
