@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -140,7 +141,7 @@ def test_a_naive_now_is_a_programming_error() -> None:
 
 
 _ALPHABET = st.sampled_from(
-    list("0123456789 :,-/@*.amhpsdtuoe") + ["às", "at", "every", "todo", "dia", "de", "em"]
+    [*"0123456789 :,-/@*.amhpsdtuoe", "às", "at", "every", "todo", "dia", "de", "em"]
 )
 
 
@@ -148,8 +149,6 @@ _ALPHABET = st.sampled_from(
 @given(st.text(min_size=0, max_size=MAX_LENGTH) | st.lists(_ALPHABET, max_size=60).map("".join))
 def test_arbitrary_text_parses_or_raises_only_the_documented_errors_quickly(text: str) -> None:
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(ScheduleError, TimezoneError):
         parse(text, SP, NOW)
-    except (ScheduleError, TimezoneError):
-        pass
     assert time.perf_counter() - started < 0.05

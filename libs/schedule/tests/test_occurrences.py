@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -191,5 +192,5 @@ def test_a_schedule_read_back_from_json_fires_the_same() -> None:
     again = NormalizedSchedule.model_validate_json(schedule.model_dump_json(by_alias=True))
     start = _utc("2026-05-05T00:00:00")
     assert next_n(again, start, 5) == next_n(schedule, start, 5)
-    gaps = {b - a for a, b in zip(next_n(again, start, 5), next_n(again, start, 5)[1:], strict=False)}
+    gaps = {b - a for a, b in pairwise(next_n(again, start, 5))}
     assert gaps == {timedelta(days=7)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -83,7 +84,9 @@ def crons(draw: st.DrawFn, with_seconds: bool = False) -> Cron:
     minute = draw(_field("minute", wide=False))
     hour = draw(_field("hour", wide=draw(st.booleans())))
     dom = draw(_field("dom", wide=True)) if draw(st.integers(0, 4)) == 0 else ("*", _all("dom"))
-    month = draw(_field("month", wide=True)) if draw(st.integers(0, 6)) == 0 else ("*", _all("month"))
+    month = (
+        draw(_field("month", wide=True)) if draw(st.integers(0, 6)) == 0 else ("*", _all("month"))
+    )
     dow = draw(_field("dow", wide=True)) if draw(st.integers(0, 3)) == 0 else ("*", _all("dow"))
     fields = [minute, hour, dom, month, dow]
     seconds = frozenset({0})
@@ -133,7 +136,9 @@ def near_transitions(draw: st.DrawFn) -> tuple[str, datetime]:
     return zone, transition + timedelta(seconds=offset, microseconds=micro)
 
 
-def oracle(cron: Cron, zone: str, instant: datetime, step: timedelta, limit: int) -> datetime | None:
+def oracle(
+    cron: Cron, zone: str, instant: datetime, step: timedelta, limit: int
+) -> datetime | None:
     """The first fire strictly after ``instant`` found by walking the clock, or None."""
     tz = ZoneInfo(zone)
     every_hour = len(cron.hours) == 24
@@ -165,9 +170,7 @@ def _schedule(cron: Cron, zone: str) -> NormalizedSchedule:
     return parse(cron.text, zone, CREATED)
 
 
-_SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WINDOW = 2 * 24 * 60  # minutes the oracle walks
 
 
@@ -252,7 +255,7 @@ def test_fire_times_strictly_increase(phrase: str, where: tuple[str, datetime]) 
     fires = next_n(schedule, instant, 12)
     assert fires
     assert fires[0] > instant
-    assert all(a < b for a, b in zip(fires, fires[1:], strict=False))
+    assert all(a < b for a, b in pairwise(fires))
     assert all(t.tzinfo is UTC and t.microsecond == 0 for t in fires)
 
 

@@ -242,3 +242,11 @@ async def test_credential_headers_are_encrypted_in_the_event_and_redacted(
     assert stored2.data is not None
     assert b"s3cr3t" not in stored2.data
     assert b"***" not in stored2.data
+
+
+async def test_request_latency_is_labelled_by_route_template(client: httpx.AsyncClient) -> None:
+    created = await create(client)
+    await client.get(f"/chronos/{created['id']}")
+    metrics = (await client.get("/metrics")).text
+    assert 'route="/chronos/{chrono_id}"' in metrics
+    assert created["id"] not in metrics  # no unbounded labels

@@ -19,7 +19,7 @@ from chronoflow_executor_http.consumer import ConsumerOptions, Handler, WorkCons
 from chronoflow_executor_http.handlers import RunRequestHandler
 from chronoflow_executor_http.metrics import ExecutorMetrics
 from chronoflow_executor_http.service import Limits, WebhookExecutor
-from chronoflow_executor_http.testing import http_definition, publish_run, run_request
+from chronoflow_executor_http.testing import http_definition, publish_run, run_request, until
 
 DURABLE = names.EXECUTOR_DURABLES["http"]
 
@@ -71,6 +71,10 @@ async def consuming(
             await task
 
 
+async def queue_empty(js: JetStreamContext) -> bool:
+    return (await js.stream_info(names.WORK_STREAM)).state.messages == 0
+
+
 async def publish(js: JetStreamContext, count: int) -> list[RunRequested]:
     requests = [run_request(http_definition("http://127.0.0.1:9/never")) for _ in range(count)]
     for request in requests:
@@ -112,8 +116,7 @@ async def test_concurrency_is_bounded_and_every_message_is_handled(
     await publish(queue, 40)
     async with consuming(queue, handler, options(concurrency=5, batch=3)):
         async with asyncio.timeout(10):
-            while len(seen) < 40:
-                await asyncio.sleep(0.05)
+            await until(lambda: len(seen) >= 40)
     assert peak == 5
     assert sorted(seen) == sorted(set(seen))
     assert (await queue.stream_info(names.WORK_STREAM)).state.messages == 0
@@ -132,8 +135,7 @@ async def test_a_long_run_keeps_its_message_with_in_progress_acks(
     await publish(queue, 1)
     async with consuming(queue, handler, options(ack_wait_s=1.5)):
         async with asyncio.timeout(8):
-            while (await queue.stream_info(names.WORK_STREAM)).state.messages:
-                await asyncio.sleep(0.1)
+            await until(lambda: queue_empty(queue))
     assert deliveries == [1]
 
 
@@ -151,14 +153,12 @@ async def test_on_shutdown_unfinished_runs_are_handed_back_at_once(
     await publish(queue, 1)
     async with consuming(queue, handler, options(shutdown_grace_s=0.2)):
         async with asyncio.timeout(5):
-            while not deliveries:
-                await asyncio.sleep(0.02)
+            await until(lambda: bool(deliveries), interval=0.02)
     # ack_wait is 30 s: only the NAK at shutdown can bring it back this soon.
     release.set()
     async with consuming(queue, handler, options()):
         async with asyncio.timeout(5):
-            while len(deliveries) < 2:
-                await asyncio.sleep(0.02)
+            await until(lambda: len(deliveries) >= 2, interval=0.02)
     assert deliveries == [1, 2]
 
 
@@ -169,7 +169,9 @@ class _Exploding(WebhookExecutor):
             client=None,  # type: ignore[arg-type]  # never used: execute always fails
             secrets=["whsec_" + "A" * 43],
             cipher=None,
-            limits=Limits(default_timeout_ms=1000, max_response_bytes=1024, allowed_methods=frozenset()),
+            limits=Limits(
+                default_timeout_ms=1000, max_response_bytes=1024, allowed_methods=frozenset()
+            ),
             metrics=ExecutorMetrics.register(CollectorRegistry()),
         )
         self.calls = 0
@@ -188,8 +190,7 @@ async def test_a_crashing_run_is_retried_then_recorded_as_failed(
     [request] = await publish(queue, 1)
     async with consuming(queue, handler, options(max_deliver=2)):
         async with asyncio.timeout(10):
-            while (await queue.stream_info(names.WORK_STREAM)).state.messages:
-                await asyncio.sleep(0.1)
+            await until(lambda: queue_empty(queue))
     assert executor.calls == 2
     raw = await queue.get_msg(names.RUNS_STREAM, subject=names.runs_subject(request.chrono_id))
     done = decode(RunCompleted.TYPE, 1, raw.data or b"")
@@ -201,7 +202,9 @@ async def test_a_crashing_run_is_retried_then_recorded_as_failed(
 
 async def test_a_message_that_is_not_an_http_run_is_dropped(queue: JetStreamContext) -> None:
     executor = _Exploding(queue)
-    handler = RunRequestHandler(executor, ExecutorMetrics.register(CollectorRegistry()), max_deliver=5)
+    handler = RunRequestHandler(
+        executor, ExecutorMetrics.register(CollectorRegistry()), max_deliver=5
+    )
     await queue.publish(names.work_subject("http"), b"not json")
     message = run_request(http_definition("http://127.0.0.1:9/")).model_copy(
         update={"target_type": TargetType.FUNCTION}
@@ -209,6 +212,5 @@ async def test_a_message_that_is_not_an_http_run_is_dropped(queue: JetStreamCont
     await publish_run(queue, message)
     async with consuming(queue, handler, options()):
         async with asyncio.timeout(5):
-            while (await queue.stream_info(names.WORK_STREAM)).state.messages:
-                await asyncio.sleep(0.05)
+            await until(lambda: queue_empty(queue))
     assert executor.calls == 0

@@ -277,8 +277,11 @@ async def test_a_due_retry_goes_straight_to_the_queue(
     completed = await executor.execute(request)
     assert completed.will_retry
     assert isinstance(completed.result, dict)
-    assert datetime.fromisoformat(completed.result["nextAttemptAt"]) - started < timedelta(seconds=1)
+    assert datetime.fromisoformat(completed.result["nextAttemptAt"]) - started < timedelta(
+        seconds=1
+    )
     raw = await js.get_msg(names.WORK_STREAM, subject=names.work_subject("http"))
+    assert raw.seq is not None
     assert raw.seq > before
     event = decode(RunRequested.TYPE, 1, raw.data or b"")
     assert isinstance(event, RunRequested)

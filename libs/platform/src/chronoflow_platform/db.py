@@ -13,9 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def create_engine(
-    url: str, *, pool_size: int = 10, synchronous_commit: bool = True
-) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, synchronous_commit: bool = True) -> AsyncEngine:
     """An asyncpg-backed engine; ``pool_pre_ping`` so a restarted Postgres is survived.
 
     ``synchronous_commit=False`` is for writers whose data can be rebuilt (the projector):

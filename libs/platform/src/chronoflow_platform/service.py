@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +15,13 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chronoflow_platform import db, jetstream
 from chronoflow_platform.settings import BaseServiceSettings
+from chronoflow_platform.telemetry import setup_service_tracing
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,8 @@ def create_service_app(
         app = FastAPI(title=f"ChronoFlow {name}", lifespan=lifespan)
     else:
         app.router.lifespan_context = lifespan
+    setup_service_tracing(name, app)
+    app.add_middleware(RequestMetrics, registry=registry)
 
     @app.get("/health", tags=["operations"], summary="Liveness: the process is up")
     async def health() -> dict[str, str]:
@@ -145,6 +150,47 @@ def create_service_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: request latency by route template (never the raw path, whose ids
+    would explode the label set). Cheaper per request than a BaseHTTPMiddleware."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.duration = Histogram(
+            "chronoflow_api_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["route", "method", "status"],
+            registry=registry,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Time the request and label it once the response has started."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            if template not in _UNMEASURED:
+                self.duration.labels(template, scope["method"], str(status)).observe(
+                    time.perf_counter() - start
+                )
+
+
+_UNMEASURED = frozenset({"/metrics", "/health", "/ready"})
 
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:

@@ -114,9 +114,7 @@ DURATION: Final = (
 )
 #: A duration that may stand alone as "every ...": digits, and a unit after every amount
 #: with a space between parts ("1h 30m"; not "8h30" or "8h30min", which read as a time of day).
-BARE_DURATION: Final = (
-    rf"(?:\d+[ ]?{_UNIT}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])\d+[ ]?{_UNIT})*)"
-)
+BARE_DURATION: Final = rf"(?:\d+[ ]?{_UNIT}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])\d+[ ]?{_UNIT})*)"
 DURATION_PART: Final = (
     r"(?P<hh>\d+)[ ]?h[ ]?(?P<hm>\d{2})(?![ ]?[a-z0-9])"
     rf"|(?P<half>{alternation(HALF_HOUR)})"

@@ -128,7 +128,7 @@ def _at(
     weekdays: frozenset[int] = frozenset(range(7)),
 ) -> CronSpec:
     hour, minute, second = time_of_day(groups, ctx.phrase)
-    spec = build(
+    return build(
         seconds=frozenset({second}),
         minutes=frozenset({minute}),
         hours=frozenset({hour}),
@@ -136,7 +136,6 @@ def _at(
         months=months,
         weekdays=weekdays,
     )
-    return spec
 
 
 def _weekdays(text: str, language: Language, phrase: str) -> frozenset[int]:
@@ -344,14 +343,10 @@ def meaning(phrase: str, ctx: Context) -> tuple[Meaning, Language]:
             language = pattern.language or bare_language(phrase)
             return pattern.handler(found.groupdict(), ctx), language
     if _NEGATIVE.fullmatch(phrase):
-        raise ScheduleError(
-            f"Durations must be positive in {quote(ctx.phrase)}.", list_forms=True
-        )
+        raise ScheduleError(f"Durations must be positive in {quote(ctx.phrase)}.", list_forms=True)
     if _BARE_HOUR.fullmatch(phrase):
         raise ScheduleError(
             f"The time in {quote(ctx.phrase)} is ambiguous (morning or evening?): {TIME_HINT}.",
             list_forms=True,
         )
-    raise ScheduleError(
-        f"Could not understand the schedule {quote(ctx.phrase)}.", list_forms=True
-    )
+    raise ScheduleError(f"Could not understand the schedule {quote(ctx.phrase)}.", list_forms=True)

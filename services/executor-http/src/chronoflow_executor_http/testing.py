@@ -8,6 +8,7 @@ its arrival time and ``webhook-id`` so duplicates and lateness can be counted.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,17 @@ def huge(size: int, chunk: int = 64 * 1024) -> Responder:
         return response
 
     return respond
+
+
+async def until(check: Callable[[], bool | Awaitable[bool]], *, interval: float = 0.05) -> None:
+    """Poll ``check`` (plain or async) until it is true; bound it with ``asyncio.timeout``."""
+    while True:
+        outcome = check()
+        if inspect.isawaitable(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        await asyncio.sleep(interval)
 
 
 class WebhookSink:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from chronoflow_api.projector.views import APPLY
 from chronoflow_contracts import Event, decode, names
 from chronoflow_platform.schema import projection_checkpoints
+from chronoflow_platform.telemetry import consumer_span, tracing_active
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,8 @@ class StreamProjector:
             if run:
                 await APPLY[run_type](conn, run)
             await _save_checkpoint(conn, self.stream, last)
+            if tracing_active():
+                _record_spans(msgs, checkpoint)
         self._checkpoint = last
         if self.metrics is not None:
             self.metrics.applied.labels(self.stream).inc(applied)
@@ -223,6 +226,21 @@ class StreamProjector:
         if msg is not None and pending:
             age = (datetime.now(UTC) - msg.metadata.timestamp).total_seconds()
         self.metrics.lag_seconds.labels(self.stream).set(max(age, 0.0))
+
+
+def _record_spans(msgs: list[Msg], checkpoint: int) -> None:
+    # One short span per applied event, child of the trace that produced it, so a trace
+    # reaches from the API request (or the executor) to the read-model write.
+    for msg in msgs:
+        if msg.metadata.sequence.stream <= checkpoint:
+            continue
+        headers = msg.headers or {}
+        with consumer_span(
+            f"project {headers.get(names.EVENT_TYPE, 'event')}",
+            headers,
+            {"messaging.system": "nats", "messaging.destination.name": msg.subject},
+        ):
+            pass
 
 
 async def next_batch(

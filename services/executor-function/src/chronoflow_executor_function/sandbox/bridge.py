@@ -26,7 +26,8 @@ class HttpRequest:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
     timeout_s: float = 10.0
-    """What is left of the run's deadline: the request must not outlive the run."""
+    """An upper bound for the whole exchange: what is left of the run's deadline plus a
+    margin. Apply a shorter timeout of your own if you like; the run's end cancels the call."""
     max_response_bytes: int = 1024 * 1024
     """Read at most this much of the body (more is dropped and ``truncated`` set)."""
 

@@ -123,14 +123,18 @@ def _json_or_none(value: object) -> JsonValue:
 
 
 async def perform(
-    kind: str, args: Mapping[str, Any], host: HostBridge, limits: Limits, remaining_s: float
+    kind: str, args: Mapping[str, Any], host: HostBridge, limits: Limits, timeout_s: float
 ) -> JsonValue:
-    """Perform one validated operation through the bridge; the JSON handed back to the SDK."""
+    """Perform one validated operation through the bridge; the JSON handed back to the SDK.
+
+    ``timeout_s`` bounds an HTTP request. The caller sets it a little past the run's deadline,
+    so that the deadline (which cancels whatever is in flight) is what ends a slow run.
+    """
     if kind == SLEEP:
-        await asyncio.sleep(min(parse_sleep(args), max(0.0, remaining_s)))
+        # Not capped by the deadline: a sleep that outlasts the run is cancelled with it, so
+        # the run ends as a timeout rather than waking up early and carrying on.
+        await asyncio.sleep(parse_sleep(args))
         return None
-    if remaining_s <= 0:
-        raise OpRejected("the run's deadline has passed")
     if kind == MESSAGE:
         to, text = parse_message(args, limits)
         return _json_or_none(await host.send_message(to, text))
@@ -142,7 +146,7 @@ async def perform(
                 url=call.url,
                 headers=call.headers,
                 body=call.body,
-                timeout_s=remaining_s,
+                timeout_s=max(0.001, timeout_s),
                 max_response_bytes=limits.max_http_response_bytes,
             )
         )

@@ -34,6 +34,9 @@ from chronoflow_executor_function.sandbox.outcome import build_result, host_fail
 logger = logging.getLogger(__name__)
 
 WORKER_MODULE = "chronoflow_executor_function.sandbox.worker"
+HOST_MARGIN_S = 1.0
+"""Host operations may outlive the run's deadline by this much: the deadline, not a request
+timeout racing it, must be what ends a slow run (the run's end cancels them anyway)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +404,11 @@ class _Session:
         reply: protocol.Message = {"t": protocol.REPLY, "run": seq, "id": op_id}
         try:
             value = await ops.perform(
-                kind, args, self.host, self.limits, self.deadline - self.loop.time()
+                kind,
+                args,
+                self.host,
+                self.limits,
+                self.deadline + HOST_MARGIN_S - self.loop.time(),
             )
         except (ops.OpRejected, HostOpError) as exc:
             reply.update(ok=False, error=str(exc)[:2000] or type(exc).__name__)
