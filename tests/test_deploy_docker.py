@@ -19,6 +19,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -74,9 +75,8 @@ def parse_dockerfile(path: Path) -> tuple[dict[str, str], list[Stage]]:
     return global_args, stages
 
 
-def project(member_dir: Path) -> dict[str, object]:
-    data: dict[str, object] = tomllib.loads((member_dir / "pyproject.toml").read_text())
-    return data
+def project(member_dir: Path) -> dict[str, Any]:
+    return tomllib.loads((member_dir / "pyproject.toml").read_text())
 
 
 def workspace_members() -> dict[str, Path]:
@@ -191,7 +191,7 @@ def test_dockerfile_shape(service: str) -> None:
     # The venv's interpreter links point into the base image: both stages must share it.
     assert build.base == runtime.base
 
-    package = project(path.parent)["project"]["name"]  # type: ignore[index]
+    package = project(path.parent)["project"]["name"]
     syncs = uv_sync_commands(build)
     assert syncs, "the build stage runs uv sync"
     for sync in syncs:
@@ -227,7 +227,7 @@ def test_dockerfile_copies_exactly_what_the_package_needs(service: str) -> None:
     path = DOCKERFILES[service]
     _, stages = parse_dockerfile(path)
     members = workspace_members()
-    package = str(project(path.parent)["project"]["name"])  # type: ignore[index]
+    package = project(path.parent)["project"]["name"]
     assert package in members, f"{package} is not a workspace member"
     needed = {rel(members[name]) for name in runtime_closure(package, members)}
 
@@ -241,7 +241,7 @@ def test_dockerfile_copies_exactly_what_the_package_needs(service: str) -> None:
     assert code == needed, "the source layer copies the needed members' src/"
     assert {"pyproject.toml", "uv.lock"} <= set(sources)
     # The image's command is a console script of the package.
-    scripts = project(path.parent)["project"]["scripts"]  # type: ignore[index]
+    scripts = project(path.parent)["project"]["scripts"]
     assert image_command(runtime)[0] in scripts
 
 
@@ -322,8 +322,8 @@ def test_build_stage_replays_offline(service: str, tmp_path: Path) -> None:
     shutil.rmtree(root / workdir.lstrip("/"))
     cmd = image_command(runtime)
     assert (venv / "bin" / cmd[0]).exists(), f"{cmd[0]} is not installed in the venv"
-    scripts = project(path.parent)["project"]["scripts"]  # type: ignore[index]
-    entry = str(scripts[cmd[0]])  # type: ignore[index]
+    scripts = project(path.parent)["project"]["scripts"]
+    entry = scripts[cmd[0]]
     module, _, func = entry.partition(":")
     run_env = {k: v for k, v in env.items() if not k.startswith("UV_")}
     result = subprocess.run(  # noqa: S603 - the replayed venv's own interpreter

@@ -163,8 +163,16 @@ async def test_kill_9_with_1000_runs_in_flight_loses_nothing_and_doubles_nothing
         await asyncio.gather(*(publish_run(js, r) for r in requests))
 
         await executor_process.start()
+
+        async def mid_flight() -> bool:
+            # Every run taken by the executor and a few hundred requests at the sink.
+            if len(sink.received) < 300:
+                return False
+            info = await js.consumer_info(names.WORK_STREAM, names.EXECUTOR_DURABLES["http"])
+            return info.num_pending == 0
+
         async with asyncio.timeout(30):
-            await until(lambda: len(sink.received) >= 300, interval=0.01)
+            await until(mid_flight, interval=0.02)
         executor_process.kill()
         seen_at_kill = len(sink.received)
         consumer = await js.consumer_info(names.WORK_STREAM, names.EXECUTOR_DURABLES["http"])
@@ -182,7 +190,10 @@ async def test_kill_9_with_1000_runs_in_flight_loses_nothing_and_doubles_nothing
         assert completed_at_kill < RUNS // 2, completed_at_kill
         assert retries_waiting_at_kill > 0
 
+        import time as _time
+        _t0 = _time.monotonic()
         await executor_process.start()
+        print("restart took", _time.monotonic() - _t0)  # noqa: T201
         occurrences = {r.occurrence_id: r for r in requests}
 
         async def all_finished() -> bool:
@@ -191,6 +202,7 @@ async def test_kill_9_with_1000_runs_in_flight_loses_nothing_and_doubles_nothing
 
         async with asyncio.timeout(40):
             await until(all_finished, interval=0.25)
+            print("finished after", _time.monotonic() - _t0, len(sink.received))  # noqa: T201
             # Nothing left to run or waiting to be retried.
             await until(lambda: work_queue_empty(js), interval=0.25)
         history = await final_history(engine)

@@ -323,25 +323,39 @@ async def test_manual_trigger_runs_now_and_leaves_the_schedule(
 async def test_missed_occurrences_coalesce_into_one_skip(
     scheduler: Scheduler, writer: ChronoWriter, clean_stack: JetStreamContext
 ) -> None:
-    # Created with its first occurrence 10 s in the past, as if the system had been down.
-    anchor = utc_now() - timedelta(seconds=10.5)
-    strict = http_definition(every(1, anchor), misfire_grace_seconds=0, name="strict")
-    lenient = http_definition(every(1, anchor), misfire_grace_seconds=60, name="lenient")
-    strict_id = await writer.create(strict)
-    lenient_id = await writer.create(lenient)
+    # The scheduler reads the creation only after ten occurrences have passed (every 3 s, the
+    # latest 1.5 s ago), as if it had been down: with no grace all ten are one skip; with a
+    # minute of grace the latest runs and the nine before it are one skip.
+    period = 3
+    anchor = utc_now() - timedelta(seconds=10 * period + 1.5)
+    first = anchor + timedelta(seconds=period)
+    strict_id = await writer.create(
+        http_definition(every(period, anchor), misfire_grace_seconds=0, name="strict"),
+        next_run_at=first,
+    )
+    lenient_id = await writer.create(
+        http_definition(every(period, anchor), misfire_grace_seconds=60, name="lenient"),
+        next_run_at=first,
+    )
 
-    await until_runs(clean_stack, strict_id, 1)
-    await until_runs(clean_stack, lenient_id, 2)
-    skips = await collect(clean_stack, names.RUNS_STREAM, RunSkipped)
+    strict_runs = await until_runs(clean_stack, strict_id, 1)
+    lenient_runs = await until_runs(clean_stack, lenient_id, 1)
+    skips: list[RunSkipped] = []
+
+    async def both_skipped() -> bool:
+        nonlocal skips
+        skips = await collect(clean_stack, names.RUNS_STREAM, RunSkipped)
+        return {s.chrono_id for s in skips} == {strict_id, lenient_id}
+
+    assert await eventually(both_skipped, within=WAIT)
     [strict_skip] = [s for s in skips if s.chrono_id == strict_id]
     [lenient_skip] = [s for s in skips if s.chrono_id == lenient_id]
-    for skip, chrono_id in ((strict_skip, strict_id), (lenient_skip, lenient_id)):
-        assert skip.reason is SkipReason.MISSED
-        assert skip.coalesced >= 9
-        first_run = (await runs_of(clean_stack, chrono_id))[0]
-        # The skip and the runs after it cover every occurrence exactly once.
-        covered = skip.scheduled_for + timedelta(seconds=skip.coalesced)
-        assert first_run.scheduled_for == covered
+    assert strict_skip.reason is lenient_skip.reason is SkipReason.MISSED
+    assert strict_skip.scheduled_for == lenient_skip.scheduled_for == first
+    assert (strict_skip.coalesced, lenient_skip.coalesced) == (10, 9)
+    # The skip and the runs after it cover every occurrence exactly once.
+    for skip, found in ((strict_skip, strict_runs), (lenient_skip, lenient_runs)):
+        assert found[0].scheduled_for == first + timedelta(seconds=period * skip.coalesced)
 
 
 async def test_concurrency_one_skips_while_the_previous_run_runs(

@@ -89,6 +89,10 @@ INVALID: list[tuple[str, str]] = [
     ("in 1.5 hours", "Could not understand"),
     ("every day at 8am and 6pm", "Could not understand"),
     ("from monday to monday at 9am", "one day"),
+    ("monday at 9am", "ambiguous (only the next one, or every week?)"),
+    ("on friday at 18:00", "ambiguous (only the next one"),
+    ("segunda às 9h", "ambiguous (only the next one"),
+    ("no sábado às 10h", "ambiguous (only the next one"),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pytest
 
 from chronoflow_contracts.schedule import NormalizedSchedule
-from chronoflow_schedule import next_after, parse
+from chronoflow_schedule import ACCEPTED_FORMS, next_after, parse
 
 #: Thursday 2026-01-15 13:00:00.25 UTC: 10:00 in São Paulo, 14:00 in Berlin.
 NOW = datetime(2026, 1, 15, 13, 0, 0, 250_000, tzinfo=UTC)
@@ -163,6 +163,9 @@ ROWS: list[Row] = [
     Row("quartas-feiras às 20h", SP, "0 20 * * 3", "pt", "2026-01-21T23:00:00"),
     Row("às segundas e sábados às 7h", SP, "0 7 * * 1,6", "pt", "2026-01-17T10:00:00"),
     Row("every thursday at 10:00:01", SP, "1 0 10 * * 4", "en", "2026-01-15T13:00:01"),
+    Row("mondays at 9am", SP, "0 9 * * 1", "en", "2026-01-19T12:00:00"),
+    Row("nos sábados às 10h", SP, "0 10 * * 6", "pt", "2026-01-17T13:00:00"),
+    Row("toda semana na segunda às 9h", SP, "0 9 * * 1", "pt", "2026-01-19T12:00:00"),
     # Monthly
     Row("monthly on the 1st at 08:00", SP, "0 8 1 * *", "en", "2026-02-01T11:00:00"),
     Row("every month on day 15 at 12:00", SP, "0 12 15 * *", "en", "2026-01-15T15:00:00"),
@@ -348,3 +351,10 @@ def test_description_reads_naturally_in_the_phrase_language(
 def test_time_zone_names_are_matched_case_insensitively_and_stored_canonically() -> None:
     assert parse("hourly", "america/sao_paulo", NOW).timezone == SP
     assert parse("hourly", "utc", NOW).timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    "example", [e for form in ACCEPTED_FORMS for e in form.examples], ids=lambda e: e
+)
+def test_every_example_the_error_offers_is_accepted(example: str) -> None:
+    assert parse(example, SP, NOW).timezone == SP

@@ -250,3 +250,35 @@ async def test_request_latency_is_labelled_by_route_template(client: httpx.Async
     metrics = (await client.get("/metrics")).text
     assert 'route="/chronos/{chrono_id}"' in metrics
     assert created["id"] not in metrics  # no unbounded labels
+
+
+async def test_schedule_preview_normalizes_describes_and_lists_five_fire_times(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post(
+        "/schedules/preview", json={"cron": "todo dia às 8h", "timezone": "America/Sao_Paulo"}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["schedule"]["type"] == "recurring"
+    assert body["schedule"]["cron"] == "0 8 * * *"
+    assert "08:00" in body["description"]
+    runs = [datetime.fromisoformat(t) for t in body["nextRuns"]]
+    assert len(runs) == 5
+    assert runs == sorted(runs)
+    assert all(t.astimezone(UTC).hour == 11 for t in runs)  # 08:00 in São Paulo (UTC-3)
+    default_zone = await client.post("/schedules/preview", json={"cron": "every 6 hours"})
+    assert default_zone.json()["schedule"]["timezone"] == "America/Sao_Paulo"
+
+
+async def test_schedule_preview_refuses_bad_input_listing_the_accepted_forms(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/schedules/preview", json={"cron": "every blue moon"})
+    assert r.status_code == 422
+    field = r.json()["error"]["fields"][0]
+    assert field["field"] == "cron"
+    assert any("daily at 07:30" in form for form in field["accepted"])
+    r = await client.post("/schedules/preview", json={"cron": "hourly", "timezone": "Nowhere/X"})
+    assert r.status_code == 422
+    assert r.json()["error"]["fields"][0]["field"] == "timezone"

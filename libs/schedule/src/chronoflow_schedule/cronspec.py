@@ -85,6 +85,7 @@ class CronSpec:
         return len(self.hours) == 24
 
 
+@lru_cache(maxsize=4096)
 def build(
     *,
     minutes: frozenset[int],

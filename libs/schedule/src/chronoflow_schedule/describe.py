@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_schedule.cronspec import CronSpec, compile_cron
@@ -52,16 +53,15 @@ def render(
 ) -> str:
     """The description of a schedule given by its parts."""
     pt = language == "pt"
-    tz = zone(timezone)
     if run_at is not None:
-        local = run_at.astimezone(tz)
+        local = run_at.astimezone(zone(timezone))
         text = (
             f"Uma vez em {local:%d/%m/%Y} às {_clock(local.hour, local.minute, local.second)}"
             if pt
             else f"Once at {local:%Y-%m-%d} {_clock(local.hour, local.minute, local.second)}"
         )
     elif every_seconds is not None and anchor is not None:
-        local = anchor.astimezone(tz)
+        local = anchor.astimezone(zone(timezone))
         at = _clock(local.hour, local.minute, local.second)
         text = (
             f"A cada {_duration(every_seconds, pt)}, contando de {local:%d/%m/%Y} às {at}"
@@ -75,6 +75,7 @@ def render(
     return f"{text} ({timezone})"
 
 
+@lru_cache(maxsize=4096)
 def _cron(spec: CronSpec, pt: bool) -> str:
     days = _days(spec, pt)
     seconds = spec.seconds if spec.seconds is not None else frozenset({0})

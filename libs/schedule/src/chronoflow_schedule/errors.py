@@ -90,6 +90,8 @@ ACCEPTED_FORMS: Final[tuple[AcceptedForm, ...]] = (
     ),
 )
 
+_FORMS_TEXT: Final = " Accepted forms: " + "; ".join(str(f) for f in ACCEPTED_FORMS) + "."
+
 #: Times of day are written ``08:00``, ``8:00``, ``8h``, ``8h30``, ``8am``, ``7:30pm``, ``noon``.
 TIME_HINT: Final = "write the time as 08:00, 8h, 8h30, 8am or 7:30pm"
 
@@ -108,7 +110,7 @@ class ScheduleError(ValueError):
         self.accepted: tuple[AcceptedForm, ...] = ACCEPTED_FORMS
         message = reason
         if list_forms:
-            message += " Accepted forms: " + "; ".join(str(f) for f in ACCEPTED_FORMS) + "."
+            message += _FORMS_TEXT
         super().__init__(message)
 
     def as_dict(self) -> dict[str, object]:

@@ -76,23 +76,22 @@ def alternation(words: Iterable[str]) -> str:
     return "(?:" + "|".join(w.replace(" ", "[ ]") for w in ordered) + ")"
 
 
-_DAY_EN = alternation(WEEKDAYS_EN)
-DAY_WORD_EN: Final = _DAY_EN
+#: One weekday name ("mon", "mondays", "sexta-feira", "sábados").
+DAY_WORD_EN: Final = alternation(WEEKDAYS_EN)
 DAY_WORD_PT: Final = (
     rf"(?:(?:segunda|terca|quarta|quinta|sexta)s?(?:[- ]feiras?)?|{alternation(WEEKDAYS_PT)})"
 )
-_DAY_PT = DAY_WORD_PT
 _LIST_SEP_EN = r"(?:[ ]?,[ ]?(?:and[ ])?|[ ](?:and|&)[ ])"
 _LIST_SEP_PT = r"(?:[ ]?,[ ]?(?:e[ ])?|[ ](?:e|&)[ ])"
 
-#: A list or a range of weekday names; the words are read back with :data:`DAY_WORD`.
+#: A list or a range of weekday names; ``recurring`` reads the words back.
 DAYS_EN: Final = (
-    rf"(?:{_DAY_EN}(?:[ ]?-[ ]?|[ ](?:to|through|thru|until)[ ]){_DAY_EN}"
-    rf"|{_DAY_EN}(?:{_LIST_SEP_EN}{_DAY_EN})*)"
+    rf"(?:{DAY_WORD_EN}(?:[ ]?-[ ]?|[ ](?:to|through|thru|until)[ ]){DAY_WORD_EN}"
+    rf"|{DAY_WORD_EN}(?:{_LIST_SEP_EN}{DAY_WORD_EN})*)"
 )
 DAYS_PT: Final = (
-    rf"(?:(?:de[ ])?{_DAY_PT}(?:[ ]?-[ ]?|[ ](?:a|ate)[ ]){_DAY_PT}"
-    rf"|{_DAY_PT}(?:{_LIST_SEP_PT}{_DAY_PT})*)"
+    rf"(?:(?:de[ ])?{DAY_WORD_PT}(?:[ ]?-[ ]?|[ ](?:a|ate)[ ]){DAY_WORD_PT}"
+    rf"|{DAY_WORD_PT}(?:{_LIST_SEP_PT}{DAY_WORD_PT})*)"
 )
 MONTH_EN: Final = alternation(MONTHS_EN)
 MONTH_PT: Final = alternation(MONTHS_PT)
@@ -115,6 +114,8 @@ DURATION: Final = (
 #: A duration that may stand alone as "every ...": digits, and a unit after every amount
 #: with a space between parts ("1h 30m"; not "8h30" or "8h30min", which read as a time of day).
 BARE_DURATION: Final = rf"(?:\d+[ ]?{_UNIT}(?:(?:[ ]?,[ ]?|[ ]and[ ]|[ ]e[ ]|[ ])\d+[ ]?{_UNIT})*)"
+#: One part of a matched duration, read by ``clock.duration_seconds``; "1h30" comes first so
+#: that its minutes are not left behind as a bare number.
 DURATION_PART: Final = (
     r"(?P<hh>\d+)[ ]?h[ ]?(?P<hm>\d{2})(?![ ]?[a-z0-9])"
     rf"|(?P<half>{alternation(HALF_HOUR)})"

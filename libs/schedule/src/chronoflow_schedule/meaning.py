@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -43,3 +44,8 @@ class Once:
 
 
 Meaning = Calendar | Every | Once
+
+#: The named groups of a matched pattern.
+Groups = Mapping[str, str | None]
+#: What a pattern means, given its groups and the context.
+Handler = Callable[[Groups, Context], Meaning]

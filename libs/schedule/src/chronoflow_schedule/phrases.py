@@ -1,4 +1,4 @@
-"""The sentence patterns of the schedule language and what each one means.
+"""The sentence patterns of the schedule language, and the search for the one a phrase fits.
 
 Every pattern must match the whole (normalized) phrase; the first that does decides. Nothing
 is inferred from a partial match: a phrase either fits a form exactly or is refused.
@@ -6,61 +6,43 @@ is inferred from a partial match: a phrase either fits a form exactly or is refu
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from chronoflow_schedule import oneshot
-from chronoflow_schedule.clock import day_of_month, duration_seconds, time_of_day
-from chronoflow_schedule.cronspec import CronSpec, build
 from chronoflow_schedule.errors import TIME_HINT, ScheduleError, quote
 from chronoflow_schedule.lexicon import (
     AT_EN,
     AT_PT,
     BARE_DURATION,
-    DAY_ALIASES,
-    DAY_WORD_EN,
-    DAY_WORD_PT,
     DAYS_EN,
     DAYS_PT,
     DURATION,
     MONTH_EN,
     MONTH_PT,
-    MONTHS_EN,
-    MONTHS_PT,
     ORDINAL,
     ORDINALS_EN,
     ORDINALS_PT,
     TIME,
-    UNITS,
     WEEK_ALIASES_EN,
     WEEK_ALIASES_PT,
-    WEEKDAYS_EN,
-    WEEKDAYS_PT,
 )
-from chronoflow_schedule.meaning import Calendar, Context, Every, Language, Meaning
-
-Groups = Mapping[str, str | None]
-Handler = Callable[[Groups, Context], Meaning]
+from chronoflow_schedule.meaning import Context, Handler, Language, Meaning
+from chronoflow_schedule.recurring import (
+    bare_language,
+    daily,
+    every,
+    every_n,
+    every_unit,
+    hourly,
+    monthly,
+    weekly,
+    yearly,
+)
 
 _FLAGS: Final = re.ASCII | re.VERBOSE
-_NUMBER = re.compile(r"\d+", re.ASCII)
-_DAY_EN = re.compile(rf"(?<![a-z]){DAY_WORD_EN}(?![a-z])", _FLAGS)
-_DAY_PT = re.compile(rf"(?<![a-z]){DAY_WORD_PT}(?![a-z])", _FLAGS)
-_RANGE_EN = re.compile(
-    rf"(?P<a>{DAY_WORD_EN})(?:[ ]?-[ ]?|[ ](?:to|through|thru|until)[ ])(?P<b>{DAY_WORD_EN})",
-    _FLAGS,
-)
-_RANGE_PT = re.compile(
-    rf"(?:de[ ])?(?P<a>{DAY_WORD_PT})(?:[ ]?-[ ]?|[ ](?:a|ate)[ ])(?P<b>{DAY_WORD_PT})", _FLAGS
-)
-_WORD = re.compile(r"[a-z]+", re.ASCII)
-_PT_WORDS: Final = frozenset(
-    ("seg", "segs", "segundo", "segundos", "minuto", "minutos", "hora", "horas", "e")
-)
-_WORKWEEK: Final = frozenset(range(1, 6))
-_WEEKEND: Final = frozenset((0, 6))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,104 +52,8 @@ class Pattern:
     regex: re.Pattern[str]
     language: Language | None  # None: read the language off the words (bare durations)
     handler: Handler
-
-
-def _daily(groups: Groups, ctx: Context) -> Meaning:
-    return Calendar(_at(groups, ctx))
-
-
-def _weekly(language: Language) -> Handler:
-    def handler(groups: Groups, ctx: Context) -> Meaning:
-        days = _weekdays(_text(groups, "days"), language, ctx.phrase)
-        return Calendar(_at(groups, ctx, weekdays=days))
-
-    return handler
-
-
-def _monthly(groups: Groups, ctx: Context) -> Meaning:
-    days = frozenset(
-        day_of_month(int(n), ctx.phrase) for n in _NUMBER.findall(_text(groups, "doms"))
-    )
-    return Calendar(_at(groups, ctx, days=days))
-
-
-def _yearly(language: Language) -> Handler:
-    names = MONTHS_PT if language == "pt" else MONTHS_EN
-
-    def handler(groups: Groups, ctx: Context) -> Meaning:
-        month = names[groups.get("ym1") or _text(groups, "ym2")]
-        day_text = groups.get("yd1") or _text(groups, "yd2")
-        day = day_of_month(int(_NUMBER.findall(day_text)[0]), ctx.phrase, month)
-        return Calendar(_at(groups, ctx, days=frozenset({day}), months=frozenset({month})))
-
-    return handler
-
-
-def _every(groups: Groups, ctx: Context) -> Meaning:
-    return Every(duration_seconds(_text(groups, "dur"), ctx.phrase))
-
-
-def _every_unit(groups: Groups, _ctx: Context) -> Meaning:
-    return Every(UNITS[_text(groups, "unit")])
-
-
-def _every_n(groups: Groups, ctx: Context) -> Meaning:
-    return Every(duration_seconds(f"{_text(groups, 'n')} {_text(groups, 'unit')}", ctx.phrase))
-
-
-def _hourly(_groups: Groups, _ctx: Context) -> Meaning:
-    return Every(3600)
-
-
-def _at(
-    groups: Groups,
-    ctx: Context,
-    *,
-    days: frozenset[int] = frozenset(range(1, 32)),
-    months: frozenset[int] = frozenset(range(1, 13)),
-    weekdays: frozenset[int] = frozenset(range(7)),
-) -> CronSpec:
-    hour, minute, second = time_of_day(groups, ctx.phrase)
-    return build(
-        seconds=frozenset({second}),
-        minutes=frozenset({minute}),
-        hours=frozenset({hour}),
-        days=days,
-        months=months,
-        weekdays=weekdays,
-    )
-
-
-def _weekdays(text: str, language: Language, phrase: str) -> frozenset[int]:
-    alias = DAY_ALIASES.get(text.removeprefix("de ") if language == "pt" else text)
-    if alias is not None:
-        return _WORKWEEK if alias == "wd" else _WEEKEND
-    table = WEEKDAYS_PT if language == "pt" else WEEKDAYS_EN
-    span = (_RANGE_PT if language == "pt" else _RANGE_EN).fullmatch(text)
-    if span is not None:
-        first, last = _weekday(span["a"], table), _weekday(span["b"], table)
-        if first == last:
-            raise ScheduleError(f"The day range in {quote(phrase)} starts and ends on one day.")
-        return frozenset((first + k) % 7 for k in range((last - first) % 7 + 1))
-    words = (_DAY_PT if language == "pt" else _DAY_EN).findall(text)
-    return frozenset(_weekday(word, table) for word in words)
-
-
-def _weekday(word: str, table: Mapping[str, int]) -> int:
-    # "segundas-feiras", "sexta feira": the stem names the day.
-    return table[word.split("-", maxsplit=1)[0].split(" ", maxsplit=1)[0]]
-
-
-def _text(groups: Groups, key: str) -> str:
-    value = groups.get(key)
-    if value is None:
-        raise AssertionError(f"the pattern always sets {key}")  # pragma: no cover
-    return value
-
-
-def bare_language(text: str) -> Language:
-    """A bare duration is Portuguese when its unit word is (``2 horas``), else English."""
-    return "pt" if _PT_WORDS.intersection(_WORD.findall(text)) else "en"
+    #: The words the phrase can start with, when the form fixes them (an index, for speed).
+    leads: str = ""
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -199,38 +85,47 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
         oneshot.iso,
     ),
     # Intervals
-    Pattern(_compile(rf"(?P<dur>{BARE_DURATION})"), None, _every),
-    Pattern(_compile(r"hourly|every[ ]hour|each[ ]hour"), "en", _hourly),
-    Pattern(_compile(rf"(?:every|each)[ ](?P<dur>{DURATION})"), "en", _every),
-    Pattern(_compile(r"(?:every|each)[ ](?:single[ ])?(?P<unit>second|minute)"), "en", _every_unit),
-    Pattern(_compile(r"de[ ]hora[ ]em[ ]hora|(?:a[ ])?cada[ ]hora"), "pt", _hourly),
-    Pattern(_compile(rf"(?:a[ ])?cada[ ](?P<dur>{DURATION})"), "pt", _every),
-    Pattern(_compile(r"(?:a[ ])?cada[ ](?P<unit>segundo|minuto)"), "pt", _every_unit),
+    Pattern(_compile(rf"(?P<dur>{BARE_DURATION})"), None, every),
+    Pattern(_compile(r"hourly|every[ ]hour|each[ ]hour"), "en", hourly, "hourly every each"),
+    Pattern(_compile(rf"(?:every|each)[ ](?P<dur>{DURATION})"), "en", every, "every each"),
+    Pattern(
+        _compile(r"(?:every|each)[ ](?:single[ ])?(?P<unit>second|minute)"),
+        "en",
+        every_unit,
+        "every each",
+    ),
+    Pattern(_compile(r"de[ ]hora[ ]em[ ]hora|(?:a[ ])?cada[ ]hora"), "pt", hourly, "de a cada"),
+    Pattern(_compile(rf"(?:a[ ])?cada[ ](?P<dur>{DURATION})"), "pt", every, "a cada"),
+    Pattern(_compile(r"(?:a[ ])?cada[ ](?P<unit>segundo|minuto)"), "pt", every_unit, "a cada"),
     Pattern(
         _compile(r"de[ ](?P<n>\d+)[ ]em[ ](?P=n)[ ](?P<unit>segundos|minutos|horas|min|h|s)"),
         "pt",
-        _every_n,
+        every_n,
+        "de",
     ),
-    Pattern(_compile(r"de[ ](?P<unit>segundo|minuto)[ ]em[ ](?P=unit)"), "pt", _every_unit),
+    Pattern(_compile(r"de[ ](?P<unit>segundo|minuto)[ ]em[ ](?P=unit)"), "pt", every_unit, "de"),
     # One-shot, relative
-    Pattern(_compile(rf"in[ ](?P<dur>{DURATION})"), "en", oneshot.relative),
+    Pattern(_compile(rf"in[ ](?P<dur>{DURATION})"), "en", oneshot.relative, "in"),
     Pattern(_compile(rf"(?P<dur>{DURATION})[ ]from[ ]now"), "en", oneshot.relative),
     Pattern(
         _compile(rf"(?:em|daqui[ ]a|daqui|dentro[ ]de)[ ](?P<dur>{DURATION})"),
         "pt",
         oneshot.relative,
+        "em daqui dentro",
     ),
     # One-shot, today / tomorrow
     Pattern(
         _compile(rf"(?P<rel>today|tomorrow|(?:the[ ])?day[ ]after[ ]tomorrow){AT_EN}{_T}"),
         "en",
         oneshot.relative_day,
+        "today tomorrow the day",
     ),
     Pattern(_compile(rf"(?:at[ ])?{_T}[ ](?P<rel>today|tomorrow)"), "en", oneshot.relative_day),
     Pattern(
         _compile(rf"(?P<rel>hoje|amanha|depois[ ]de[ ]amanha){AT_PT}{_T}"),
         "pt",
         oneshot.relative_day,
+        "hoje amanha depois",
     ),
     Pattern(
         _compile(rf"(?:(?:as|a)[ ])?{_T}[ ](?:de[ ])?(?P<rel>hoje|amanha)"),
@@ -241,7 +136,8 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
     Pattern(
         _compile(rf"(?:every[ ]?day|each[ ]day|daily|every[ ]single[ ]day){AT_EN}{_T}"),
         "en",
-        _daily,
+        daily,
+        "every everyday each daily",
     ),
     Pattern(
         _compile(
@@ -249,25 +145,26 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"{AT_PT}{_T}"
         ),
         "pt",
-        _daily,
+        daily,
+        "todos todo diariamente a cada",
     ),
     # Weekly
     Pattern(
         _compile(
-            r"(?:(?:every|each|on|weekly[ ]on|every[ ]week[ ]on|from)[ ])?"
+            r"(?:(?P<pre>every|each|on|weekly[ ]on|every[ ]week[ ]on|from)[ ])?"
             rf"(?P<days>{WEEK_ALIASES_EN}|{DAYS_EN}){AT_EN}{_T}"
         ),
         "en",
-        _weekly("en"),
+        weekly("en"),
     ),
     Pattern(
         _compile(
-            r"(?:(?:toda[ ]semana|semanalmente),?[ ])?"
-            r"(?:(?:todas[ ]as|todos[ ]os|toda|todo|aos|as|nas|nos|na|no|em)[ ])?"
+            r"(?:(?P<week>toda[ ]semana|semanalmente),?[ ])?"
+            r"(?:(?P<pre>todas[ ]as|todos[ ]os|toda|todo|aos|as|nas|nos|na|no|em)[ ])?"
             rf"(?P<days>{WEEK_ALIASES_PT}|{DAYS_PT}){AT_PT}{_T}"
         ),
         "pt",
-        _weekly("pt"),
+        weekly("pt"),
     ),
     # Monthly
     Pattern(
@@ -276,7 +173,8 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"[ ](?P<doms>{ORDINALS_EN})(?:[ ]of[ ]the[ ]month)?{AT_EN}{_T}"
         ),
         "en",
-        _monthly,
+        monthly,
+        "monthly every each",
     ),
     Pattern(
         _compile(
@@ -284,7 +182,7 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"[ ]month{AT_EN}{_T}"
         ),
         "en",
-        _monthly,
+        monthly,
     ),
     Pattern(
         _compile(
@@ -292,7 +190,7 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"(?:[ ]de[ ](?:cada|todo)[ ]mes)?{AT_PT}{_T}"
         ),
         "pt",
-        _monthly,
+        monthly,
     ),
     Pattern(
         _compile(
@@ -300,7 +198,8 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"(?:[ ](?:no|em|nos|aos|ao))?(?:[ ]dias?)?[ ](?P<doms>{ORDINALS_PT}){AT_PT}{_T}"
         ),
         "pt",
-        _monthly,
+        monthly,
+        "todo todos mensalmente a cada",
     ),
     # Yearly
     Pattern(
@@ -310,7 +209,8 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"|(?P<ym2>{MONTH_EN})[ ](?:the[ ])?(?P<yd2>{ORDINAL})){AT_EN}{_T}"
         ),
         "en",
-        _yearly("en"),
+        yearly("en"),
+        "every each yearly annually",
     ),
     Pattern(
         _compile(
@@ -319,7 +219,8 @@ PATTERNS: Final[tuple[Pattern, ...]] = (
             rf"[ ](?P<yd1>{ORDINAL})[ ]de[ ](?P<ym1>{MONTH_PT}){AT_PT}{_T}"
         ),
         "pt",
-        _yearly("pt"),
+        yearly("pt"),
+        "todo todos anualmente a cada",
     ),
     # One-shot, absolute
     Pattern(_compile(rf"(?:(?:at|on)[ ])?{_DATE_EN}{AT_EN}{_T}"), "en", oneshot.dated),
@@ -335,9 +236,21 @@ _NEGATIVE = re.compile(r"(?:in|em|daqui[ ]a|daqui|every|each|(?:a[ ])?cada)[ ]?-
 _BARE_HOUR = re.compile(r".*(?:[ ]at|[ ]as|[ ]a|@)[ ]?\d{1,2}", _FLAGS)
 
 
+def _index() -> tuple[dict[str, tuple[Pattern, ...]], tuple[Pattern, ...]]:
+    open_forms = tuple(p for p in PATTERNS if not p.leads)
+    words = {word for p in PATTERNS for word in p.leads.split()}
+    by_word = {w: tuple(p for p in PATTERNS if not p.leads or w in p.leads.split()) for w in words}
+    return by_word, open_forms
+
+
+_BY_FIRST_WORD, _OPEN_FORMS = _index()
+
+
 def meaning(phrase: str, ctx: Context) -> tuple[Meaning, Language]:
     """The meaning of a normalized phrase and its language; ScheduleError if no form fits."""
-    for pattern in PATTERNS:
+    likely = _BY_FIRST_WORD.get(phrase.partition(" ")[0], _OPEN_FORMS)
+    # The index only orders the search: every form is still tried before a phrase is refused.
+    for pattern in itertools.chain(likely, (p for p in PATTERNS if p not in likely)):
         found = pattern.regex.fullmatch(phrase)
         if found is not None:
             language = pattern.language or bare_language(phrase)

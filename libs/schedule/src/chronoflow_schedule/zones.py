@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ def _load(name: str) -> ZoneInfo:
         return ZoneInfo.from_file(handle, key=name)
 
 
+@lru_cache(maxsize=1024)
 def canonical_zone(name: str) -> str:
     """The IANA spelling of ``name`` (matched case-insensitively); TimezoneError if unknown."""
     canonical = _names().get(name.strip().lower()) if len(name) <= 64 else None

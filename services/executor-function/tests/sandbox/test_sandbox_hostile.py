@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 
-from chronoflow_executor_function.sandbox import FunctionResult, Limits, Termination
+from chronoflow_executor_function.sandbox import FunctionResult, Limits, SandboxPool, Termination
+from chronoflow_executor_function.sandbox.testing import Harness
 
 Show = Callable[[FunctionResult], str]
+PoolFactory = Callable[..., Awaitable[SandboxPool]]
 
 HOSTILE_LIMITS = Limits(timeout_ms=400, memory_mb=32, max_http=2, max_messages=2)
 
@@ -124,7 +126,12 @@ CASES = [
         Termination.ERROR,
         "std is not defined",
     ),
-    _case("fetch", "return await fetch('http://127.0.0.1/');", Termination.ERROR, "fetch is not defined"),
+    _case(
+        "fetch",
+        "return await fetch('http://127.0.0.1/');",
+        Termination.ERROR,
+        "fetch is not defined",
+    ),
     _case(
         "WebAssembly",
         "return WebAssembly.compile(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));",
@@ -184,10 +191,17 @@ CASES = [
 ]
 
 
+async def _attack(sandbox: Harness, case: Case) -> FunctionResult:
+    if case.whole_module:
+        return await sandbox.run(code=case.code, limits=HOSTILE_LIMITS)
+    return await sandbox.run(case.code, limits=HOSTILE_LIMITS)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-async def test_hostile_code_ends_with_the_right_reason(sandbox, case: Case, show: Show) -> None:
-    kwargs = {"code": case.code} if case.whole_module else {"body": case.code}
-    result = await sandbox.run(**kwargs, limits=HOSTILE_LIMITS)
+async def test_hostile_code_ends_with_the_right_reason(
+    sandbox: Harness, case: Case, show: Show
+) -> None:
+    result = await _attack(sandbox, case)
     assert result.termination is case.termination, show(result)
     assert result.error_message is not None
     assert case.message in result.error_message, show(result)
@@ -196,7 +210,7 @@ async def test_hostile_code_ends_with_the_right_reason(sandbox, case: Case, show
     assert (after.termination, after.value) == (Termination.COMPLETED, 42), show(after)
 
 
-async def test_quota_abort_performs_exactly_the_allowed_calls(sandbox, show: Show) -> None:
+async def test_quota_abort_performs_exactly_the_allowed_calls(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         "ctx.log('start'); for (let i = 0; i < 5; i++) await ctx.http.get('@BASE@/echo');",
         limits=HOSTILE_LIMITS,
@@ -208,7 +222,7 @@ async def test_quota_abort_performs_exactly_the_allowed_calls(sandbox, show: Sho
     assert result.logs == ("start",)
 
 
-async def test_prototype_pollution_does_not_reach_the_host(sandbox, show: Show) -> None:
+async def test_prototype_pollution_does_not_reach_the_host(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         Object.prototype.toJSON = function () { return { method: 'POST', url: 'http://evil' }; };
@@ -236,7 +250,9 @@ async def test_prototype_pollution_does_not_reach_the_host(sandbox, show: Show) 
     )
 
 
-async def test_pollution_of_engine_internals_fails_only_the_run(sandbox, show: Show) -> None:
+async def test_pollution_of_engine_internals_fails_only_the_run(
+    sandbox: Harness, show: Show
+) -> None:
     # QuickJS's own JSON.stringify stores into arrays, so an index setter on Array.prototype
     # fires inside the SDK: the function breaks itself, and nothing reaches the host.
     result = await sandbox.run(
@@ -253,13 +269,13 @@ async def test_pollution_of_engine_internals_fails_only_the_run(sandbox, show: S
 
 
 async def test_fifty_concurrent_hostile_runs_while_a_benign_function_keeps_working(
-    sandbox, show: Show
+    sandbox: Harness, show: Show
 ) -> None:
     hostile = [c for c in CASES if c.termination is not Termination.COMPLETED]
     chosen = [hostile[i % len(hostile)] for i in range(50)]
+
     async def attack(case: Case) -> tuple[Case, FunctionResult]:
-        kwargs = {"code": case.code} if case.whole_module else {"body": case.code}
-        return case, await sandbox.run(**kwargs, limits=HOSTILE_LIMITS)
+        return case, await _attack(sandbox, case)
 
     storm = asyncio.gather(*(attack(case) for case in chosen))
     benign_results: list[FunctionResult] = []
@@ -281,32 +297,43 @@ async def test_fifty_concurrent_hostile_runs_while_a_benign_function_keeps_worki
     assert len(sandbox.pool.worker_pids) == sandbox.pool.config.size
 
 
-async def test_a_killed_worker_ends_only_its_run_and_is_replaced(make_pool, sandbox) -> None:
+async def test_a_killed_worker_ends_only_its_run_and_is_replaced(
+    make_pool: PoolFactory, sandbox: Harness
+) -> None:
     pool = await make_pool(size=1)
     (pid,) = pool.worker_pids
     long_run = asyncio.create_task(
-        sandbox.run("await ctx.sleep(30000);", limits=Limits(timeout_ms=60000), pool=pool)
+        sandbox.run(
+            "await ctx.message.send({ to: '+55', text: 'started' }); await ctx.sleep(30000);",
+            limits=Limits(timeout_ms=60000),
+            pool=pool,
+        )
     )
-    while not pool.stats.runs:
-        await asyncio.sleep(0.01)
+    await sandbox.bridge.message_sent.wait()
     os.kill(pid, signal.SIGKILL)
     result = await long_run
     assert result.termination is Termination.CRASHED
     assert result.error_message == "the sandbox worker died (killed by SIGKILL)"
+    assert result.messages_sent == 1
     after = await sandbox.run("return 1;", pool=pool)
     assert after.value == 1
     assert pool.worker_pids != (pid,)
     assert pool.stats.workers_lost == 1
 
 
-async def test_a_frozen_worker_is_killed_after_the_deadline(make_pool, sandbox) -> None:
+async def test_a_frozen_worker_is_killed_after_the_deadline(
+    make_pool: PoolFactory, sandbox: Harness
+) -> None:
     pool = await make_pool(size=1, kill_grace_s=0.2)
     (pid,) = pool.worker_pids
     run = asyncio.create_task(
-        sandbox.run("await ctx.sleep(5000);", limits=Limits(timeout_ms=300), pool=pool)
+        sandbox.run(
+            "await ctx.message.send({ to: '+55', text: 'started' }); await ctx.sleep(5000);",
+            limits=Limits(timeout_ms=300),
+            pool=pool,
+        )
     )
-    while not pool.stats.runs:
-        await asyncio.sleep(0.01)
+    await sandbox.bridge.message_sent.wait()
     os.kill(pid, signal.SIGSTOP)
     result = await run
     assert result.termination is Termination.TIMEOUT
@@ -315,11 +342,16 @@ async def test_a_frozen_worker_is_killed_after_the_deadline(make_pool, sandbox) 
     assert after.value == 2
 
 
-async def test_workers_are_confined(sandbox) -> None:
+def _confinement(pid: int) -> tuple[str, set[bytes]]:
+    with open(f"/proc/{pid}/limits", encoding="ascii") as limits:
+        line = next(row for row in limits if row.startswith("Max address space"))
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        names = {item.split(b"=", 1)[0] for item in environ.read().split(b"\0") if item}
+    return line.split()[3], names
+
+
+async def test_workers_are_confined(sandbox: Harness) -> None:
     for pid in sandbox.pool.worker_pids:
-        with open(f"/proc/{pid}/limits", encoding="ascii") as limits:
-            line = next(row for row in limits if row.startswith("Max address space"))
-        assert line.split()[3] != "unlimited"
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            names = {item.split(b"=", 1)[0] for item in environ.read().split(b"\0") if item}
-        assert names == {b"PATH", b"LC_ALL", b"MALLOC_ARENA_MAX"}
+        address_space, environment = _confinement(pid)
+        assert address_space != "unlimited"
+        assert environment == {b"PATH", b"LC_ALL", b"MALLOC_ARENA_MAX"}

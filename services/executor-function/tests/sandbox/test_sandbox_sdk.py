@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chronoflow_executor_function.sandbox import FunctionResult, Limits, Termination
+from chronoflow_executor_function.sandbox.testing import Harness
 
 # The original product's example function, verbatim apart from the URL.
 SEED_EXAMPLE = json.loads(
@@ -16,7 +17,9 @@ SEED_EXAMPLE = json.loads(
 Show = Callable[[FunctionResult], str]
 
 
-async def test_seed_example_runs_and_its_counter_grows_across_runs(sandbox, show: Show) -> None:
+async def test_seed_example_runs_and_its_counter_grows_across_runs(
+    sandbox: Harness, show: Show
+) -> None:
     code = SEED_EXAMPLE.replace("https://api.internal", "@BASE@")
     first = await sandbox.run(code=code, ctx_input=sandbox.input(extras={"segment": "overdue"}))
     assert first.termination is Termination.COMPLETED, show(first)
@@ -38,7 +41,7 @@ async def test_seed_example_runs_and_its_counter_grows_across_runs(sandbox, show
     assert len(sandbox.bridge.messages) == 6
 
 
-async def test_http_verbs_json_bodies_headers_and_parsing(sandbox, show: Show) -> None:
+async def test_http_verbs_json_bodies_headers_and_parsing(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         const got = await ctx.http.get('@BASE@/echo?a=1', { headers: { 'X-Trace': 42 } });
@@ -69,7 +72,7 @@ async def test_http_verbs_json_bodies_headers_and_parsing(sandbox, show: Show) -
     assert result.http_calls == 6
 
 
-async def test_http_argument_errors_are_catchable_and_clear(sandbox, show: Show) -> None:
+async def test_http_argument_errors_are_catchable_and_clear(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         const errors = [];
@@ -94,7 +97,7 @@ async def test_http_argument_errors_are_catchable_and_clear(sandbox, show: Show)
     assert sandbox.server.requests == []
 
 
-async def test_http_policy_is_applied_by_the_host_bridge(sandbox, show: Show) -> None:
+async def test_http_policy_is_applied_by_the_host_bridge(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         try { await ctx.http.get('http://169.254.169.254/latest/meta-data/'); }
@@ -107,7 +110,7 @@ async def test_http_policy_is_applied_by_the_host_bridge(sandbox, show: Show) ->
     assert result.error_message == "Error: egress denied: 127.0.0.2 is not allowed"
 
 
-async def test_large_http_response_is_truncated(sandbox, show: Show) -> None:
+async def test_large_http_response_is_truncated(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         "const r = await ctx.http.get('@BASE@/big'); return [r.truncated, r.data.length];",
         limits=Limits(timeout_ms=5000, max_http_response_bytes=1000),
@@ -116,7 +119,7 @@ async def test_large_http_response_is_truncated(sandbox, show: Show) -> None:
     assert result.value == [True, 1000]
 
 
-async def test_messages_resolve_with_the_bridge_answer(sandbox, show: Show) -> None:
+async def test_messages_resolve_with_the_bridge_answer(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         const receipt = await ctx.message.send({ to: '+551100', text: 'oi' });
@@ -133,7 +136,7 @@ async def test_messages_resolve_with_the_bridge_answer(sandbox, show: Show) -> N
     assert result.messages_sent == 1
 
 
-async def test_state_get_set_delete_and_changed_keys(sandbox, show: Show) -> None:
+async def test_state_get_set_delete_and_changed_keys(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         const list = ctx.state.get('list');
@@ -157,22 +160,32 @@ async def test_state_get_set_delete_and_changed_keys(sandbox, show: Show) -> Non
         "bad": "ctx.state.set: the value is not JSON-serializable "
         "(BigInt are forbidden in JSON.stringify)",
     }
-    assert result.state == {"list": [1, 2, 3], "same": {"a": 1}, "count": 2, "new": {"nested": [True, None]}}
+    assert result.state == {
+        "list": [1, 2, 3],
+        "same": {"a": 1},
+        "count": 2,
+        "new": {"nested": [True, None]},
+    }
     assert result.changed_keys == {"count", "gone", "new"}
-    assert result.state_patch() == ({"count": 2, "new": {"nested": [True, None]}}, {"gone"})
+    assert result.state_patch() == (
+        {"count": 2, "new": {"nested": [True, None]}},
+        frozenset({"gone"}),
+    )
 
 
-async def test_state_is_capped(sandbox, show: Show) -> None:
+async def test_state_is_capped(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         "ctx.state.set('k', 'x'.repeat(2000));",
         limits=Limits(timeout_ms=5000, max_state_bytes=1000),
     )
     assert result.termination is Termination.ERROR, show(result)
-    assert result.error_message == "RangeError: ctx.state.set: state would exceed maxStateBytes (1000)"
+    assert (
+        result.error_message == "RangeError: ctx.state.set: state would exceed maxStateBytes (1000)"
+    )
     assert result.state == {}
 
 
-async def test_logs_are_formatted_and_capped(sandbox, show: Show) -> None:
+async def test_logs_are_formatted_and_capped(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         ctx.log('a', 1, { b: [2] }, null, undefined, true);
@@ -191,7 +204,7 @@ async def test_logs_are_formatted_and_capped(sandbox, show: Show) -> None:
     assert sum(len(line) for line in result.logs[:-1]) <= 2001
 
 
-async def test_sleep_env_extras_and_chrono(sandbox, show: Show) -> None:
+async def test_sleep_env_extras_and_chrono(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         """
         await ctx.sleep(20);
@@ -215,7 +228,7 @@ async def test_sleep_env_extras_and_chrono(sandbox, show: Show) -> None:
     }
 
 
-async def test_return_values(sandbox, show: Show) -> None:
+async def test_return_values(sandbox: Harness, show: Show) -> None:
     plain = await sandbox.run("return { n: 1, s: 'é', list: [1.5, null] };")
     assert plain.value == {"n": 1, "s": "é", "list": [1.5, None]}, show(plain)
     nothing = await sandbox.run("ctx.log('no return');")
@@ -236,7 +249,7 @@ async def test_return_values(sandbox, show: Show) -> None:
     assert unstorable.value == "nul\ufffd and lone \ufffd"
 
 
-async def test_errors_carry_name_message_and_stack(sandbox, show: Show) -> None:
+async def test_errors_carry_name_message_and_stack(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run(
         code="""
         function check(n) { if (n > 2) throw new RangeError('too many: ' + n); }
@@ -252,10 +265,11 @@ async def test_errors_carry_name_message_and_stack(sandbox, show: Show) -> None:
     assert thrown.error_message == "Thrown: 42", show(thrown)
 
 
-async def test_modules_that_cannot_run(sandbox, show: Show) -> None:
+async def test_modules_that_cannot_run(sandbox: Harness, show: Show) -> None:
     syntax = await sandbox.run(code="export default async function run(ctx) { return ( }")
     assert syntax.termination is Termination.ERROR
-    assert syntax.error is not None and syntax.error.name == "SyntaxError", show(syntax)
+    assert syntax.error is not None
+    assert syntax.error.name == "SyntaxError", show(syntax)
     no_default = await sandbox.run(code="export const x = 1;")
     assert no_default.error_message == (
         "TypeError: the module must `export default async function run(ctx)`"
@@ -266,7 +280,7 @@ async def test_modules_that_cannot_run(sandbox, show: Show) -> None:
     assert sync.value == 7, show(sync)
 
 
-async def test_a_promise_nothing_resolves_ends_the_run(sandbox, show: Show) -> None:
+async def test_a_promise_nothing_resolves_ends_the_run(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run("await new Promise(() => {});")
     assert result.termination is Termination.ERROR, show(result)
     assert result.error_message == (
@@ -274,14 +288,14 @@ async def test_a_promise_nothing_resolves_ends_the_run(sandbox, show: Show) -> N
     )
 
 
-async def test_unawaited_calls_are_abandoned_not_performed(sandbox, show: Show) -> None:
+async def test_unawaited_calls_are_abandoned_not_performed(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run("ctx.message.send({ to: '+55', text: 'late' }); return 1;")
     assert result.termination is Termination.COMPLETED, show(result)
     assert sandbox.bridge.messages == []
     assert "abandoned" in result.logs[-1]
 
 
-async def test_every_run_starts_fresh(sandbox, show: Show) -> None:
+async def test_every_run_starts_fresh(sandbox: Harness, show: Show) -> None:
     code = """
     export default async function run(ctx) {
       const seen = typeof globalThis.leak;
@@ -292,15 +306,18 @@ async def test_every_run_starts_fresh(sandbox, show: Show) -> None:
     """
     first = await sandbox.run(code=code)
     second = await sandbox.run(code=code)
-    assert first.value is not None and second.value is not None
+    assert isinstance(first.value, list)
+    assert isinstance(second.value, list)
     assert first.value[0] == second.value[0] == "undefined", show(second)
     assert first.value[1] != second.value[1]
 
 
-async def test_usage_is_reported(sandbox, show: Show) -> None:
+async def test_usage_is_reported(sandbox: Harness, show: Show) -> None:
     result = await sandbox.run("let s = 0; for (let i = 0; i < 1e5; i++) s += i; return s;")
     assert result.value == 4999950000, show(result)
     assert result.usage.fuel > 1_000_000
     assert result.usage.memory_bytes > 0
     assert result.usage.duration_ms >= result.usage.js_ms > 0
-    assert result.to_json()["usage"]["fuel"] == result.usage.fuel
+    usage = result.to_json()["usage"]
+    assert isinstance(usage, dict)
+    assert usage["fuel"] == result.usage.fuel

@@ -44,6 +44,10 @@ TRIGGERED: Final = ChronoTriggered.TYPE
 #: for a day would otherwise walk 86,400 instants); ``coalesced`` is then a lower bound.
 MAX_MISSED_WALK: Final = 10_000
 
+#: An occurrence processed within this long of its due instant is on time whatever its grace
+#: period: a grace of 0 means "never run late", not "never run" (processing takes a moment).
+ON_TIME_SECONDS: Final = 1.0
+
 _TARGET_KINDS: Final[dict[TargetType, TargetKind]] = {
     TargetType.HTTP: "http",
     TargetType.MESSAGE: "message",
@@ -145,8 +149,9 @@ def plan_fire(
     Every occurrence from ``due`` up to ``now`` has come due. The latest of them runs if it is
     late by no more than the grace period; all the others (or all of them) coalesce into one
     MISSED decision. The next occurrence is the first one after the latest that came due.
+    Lateness up to :data:`ON_TIME_SECONDS` never counts as a misfire.
     """
-    grace = timedelta(seconds=grace_seconds)
+    grace = timedelta(seconds=max(grace_seconds, ON_TIME_SECONDS))
     came_due = [due]
     following = next_after(schedule, due)
     capped = False

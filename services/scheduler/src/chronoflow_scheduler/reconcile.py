@@ -169,18 +169,18 @@ class Reconciler:
             inactive_threshold=60.0,
             mem_storage=True,
         )
-        await self._js.add_consumer(names.SCHEDULES_STREAM, config)
+        info = await self._js.add_consumer(names.SCHEDULES_STREAM, config)
         sub = await self._js.pull_subscribe_bind(name, stream=names.SCHEDULES_STREAM)
         removed = 0
+        remaining = info.num_pending
         try:
-            while True:
+            while remaining:
                 try:
                     msgs = await sub.fetch(self._page, timeout=2)
                 except TimeoutError:
                     break
                 removed += await self._sweep_batch(msgs)
-                if msgs[-1].metadata.num_pending == 0:
-                    break
+                remaining = msgs[-1].metadata.num_pending
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()

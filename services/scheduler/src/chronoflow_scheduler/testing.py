@@ -93,14 +93,21 @@ class ChronoWriter:
         self.versions[chrono_id] = ack.seq
         return ack.seq
 
-    async def create(self, definition: ChronoDefinition, *, chrono_id: str | None = None) -> str:
-        """A new chrono; returns its id."""
+    async def create(
+        self,
+        definition: ChronoDefinition,
+        *,
+        chrono_id: str | None = None,
+        next_run_at: datetime | None = None,
+    ) -> str:
+        """A new chrono; returns its id. ``next_run_at`` overrides the api's computation
+        (an event written long before the scheduler reads it)."""
         chrono_id = chrono_id or new_id()
         self.definitions[chrono_id] = definition
         event = ChronoCreated(
             chrono_id=chrono_id,
             definition=definition,
-            next_run_at=next_after(definition.schedule, utc_now()),
+            next_run_at=next_run_at or next_after(definition.schedule, utc_now()),
         )
         await self._append(chrono_id, event)
         return chrono_id

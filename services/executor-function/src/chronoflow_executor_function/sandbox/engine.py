@@ -33,10 +33,10 @@ from chronoflow_executor_function.sandbox.model import KIB, MIB, Termination
 from chronoflow_executor_function.sandbox.quickjs import (
     EVAL_TYPE_GLOBAL,
     UNDEFINED,
+    GuestPointerError,
     JSException,
     JSValue,
     QuickJS,
-    SandboxFault,
     Snapshot,
 )
 
@@ -89,9 +89,9 @@ class _Run:
         return min(self.wall_deadline - time.monotonic(), self.cpu_budget - self.js_seconds)
 
     def timeout_message(self) -> str:
-        if self.cpu_budget - self.js_seconds <= self.wall_deadline - time.monotonic():
-            if self.limits["cpu_ms"] < self.limits["timeout_ms"]:
-                return f"CPU limit exceeded ({self.limits['cpu_ms']} ms of JavaScript)"
+        cpu_first = self.cpu_budget - self.js_seconds <= self.wall_deadline - time.monotonic()
+        if cpu_first and self.limits["cpu_ms"] < self.limits["timeout_ms"]:
+            return f"CPU limit exceeded ({self.limits['cpu_ms']} ms of JavaScript)"
         return f"timeoutMs exceeded ({self.limits['timeout_ms']} ms)"
 
 
@@ -205,7 +205,7 @@ class Sandbox:
             sdk_failed = True
         except MemoryError:
             termination, message = Termination.MEMORY, "out of memory"
-        except SandboxFault as exc:
+        except GuestPointerError as exc:
             termination, message = Termination.ERROR, f"sandbox fault: {exc}"
         except wasmtime.WasmtimeError as exc:
             termination, message = Termination.ERROR, f"sandbox error: {exc}"
@@ -360,7 +360,7 @@ class Sandbox:
             wasmtime.WasmtimeError,
             JSException,
             MemoryError,
-            SandboxFault,
+            GuestPointerError,
             ValueError,
         ):
             run.notes.append("logs and state were lost: the sandbox could not report them")

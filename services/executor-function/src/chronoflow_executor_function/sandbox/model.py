@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from chronoflow_contracts.functions import FunctionLimits
 
-JsonValue: TypeAlias = (
-    None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
-)
+JsonValue: TypeAlias = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -177,6 +175,8 @@ class FunctionResult:
 
     def to_json(self) -> dict[str, JsonValue]:
         """The camelCase JSON stored as the run's ``result``."""
+        logs: list[JsonValue] = list(self.logs)
+        changed: list[JsonValue] = [*sorted(self.changed_keys)]
         return {
             "termination": self.termination.value,
             "errorMessage": self.error_message,
@@ -189,9 +189,9 @@ class FunctionResult:
             },
             "value": self.value,
             "valueTruncated": self.value_truncated,
-            "logs": list(self.logs),
+            "logs": logs,
             "logsTruncated": self.logs_truncated,
-            "changedKeys": sorted(self.changed_keys),
+            "changedKeys": changed,
             "httpCalls": self.http_calls,
             "messagesSent": self.messages_sent,
             "usage": {

@@ -67,11 +67,16 @@ def parse_http(args: Mapping[str, Any], limits: Limits) -> HttpCall:
         raise OpRejected(f"{name}: only http and https URLs are allowed")
     if any(ch in url for ch in "\r\n\t\x00 "):
         raise OpRejected(f"{name}: the url contains whitespace or control characters")
-    raw_headers = args.get("headers") or {}
-    if not isinstance(raw_headers, dict) or len(raw_headers) > MAX_HEADERS:
+    headers = _parse_headers(name, args.get("headers") or {})
+    encoded = _parse_body(name, args.get("body"), limits)
+    return HttpCall(method=method, url=url, headers=headers, body=encoded)
+
+
+def _parse_headers(name: str, raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict) or len(raw) > MAX_HEADERS:
         raise OpRejected(f"{name}: headers must be an object of at most {MAX_HEADERS} entries")
     headers: dict[str, str] = {}
-    for key, value in raw_headers.items():
+    for key, value in raw.items():
         if not isinstance(value, str) or not _TOKEN.match(key) or len(value) > MAX_HEADER_CHARS:
             raise OpRejected(f"{name}: invalid header {key[:64]!r}")
         if any(ch in value for ch in "\r\n\x00"):
@@ -79,17 +84,20 @@ def parse_http(args: Mapping[str, Any], limits: Limits) -> HttpCall:
         if key.lower() in FORBIDDEN_HEADERS:
             raise OpRejected(f"{name}: header {key!r} is set by the client, not the function")
         headers[key.lower()] = value
-    body = args.get("body")
-    encoded: bytes | None = None
-    if body is not None:
-        if not isinstance(body, str):
-            raise OpRejected(f"{name}: body must be a string")
-        encoded = body.encode("utf-8", "replace")
-        if len(encoded) > limits.max_http_request_bytes:
-            raise OpRejected(
-                f"{name}: body exceeds maxHttpRequestBytes ({limits.max_http_request_bytes})"
-            )
-    return HttpCall(method=method, url=url, headers=headers, body=encoded)
+    return headers
+
+
+def _parse_body(name: str, body: object, limits: Limits) -> bytes | None:
+    if body is None:
+        return None
+    if not isinstance(body, str):
+        raise OpRejected(f"{name}: body must be a string")
+    encoded = body.encode("utf-8", "replace")
+    if len(encoded) > limits.max_http_request_bytes:
+        raise OpRejected(
+            f"{name}: body exceeds maxHttpRequestBytes ({limits.max_http_request_bytes})"
+        )
+    return encoded
 
 
 def parse_message(args: Mapping[str, Any], limits: Limits) -> tuple[str, str]:

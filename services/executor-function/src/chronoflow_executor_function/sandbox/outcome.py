@@ -74,17 +74,21 @@ def _text(value: Any, cap: int = 64 * 1024) -> str:
     return cleaned[:cap]
 
 
-def _logs(report: Mapping[str, Any] | None, notes: list[str], limits: Limits) -> tuple[list[str], bool]:
+def _logs(
+    report: Mapping[str, Any] | None, notes: list[str], limits: Limits
+) -> tuple[list[str], bool]:
     lines: list[str] = []
     dropped = 0
     if report is not None:
         budget = limits.max_log_bytes + 1024
         for line in report.get("logs", []):
-            text = _text(line, budget)
-            budget -= len(text)
-            if budget < 0:
+            if budget <= 0:
                 dropped += 1
                 continue
+            text = _text(line, budget)
+            if len(text) < len(str(line)):
+                dropped += 1
+            budget -= len(text)
             lines.append(text)
         dropped += int(report.get("logsDropped", 0))
     if dropped:

@@ -76,12 +76,18 @@ class SandboxError(RuntimeError):
     """The pool cannot run anything (not started, closed, or workers fail to start)."""
 
 
+def _expect(message: protocol.Message, kind: str) -> None:
+    if message.get("t") != kind:
+        raise protocol.ProtocolError(f"expected {kind!r}, got {message.get('t')!r}")
+
+
 class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.seq = 0
         self.runs = 0
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         self._stdin = proc.stdin
         self._stdout = proc.stdout
 
@@ -198,8 +204,7 @@ class SandboxPool:
                 }
             )
             ready = await asyncio.wait_for(worker.recv(), self.config.start_timeout_s)
-            if ready.get("t") != protocol.READY:
-                raise protocol.ProtocolError(f"expected ready, got {ready.get('t')!r}")
+            _expect(ready, protocol.READY)
         except BaseException:
             self._workers.discard(worker)
             await worker.stop(kill=True)
@@ -260,7 +265,8 @@ class SandboxPool:
         """Run ``code`` (an ES module exporting ``default async function run(ctx)``) once."""
         if limits.memory_mb > self.config.engine.max_memory_mb:
             raise ValueError(
-                f"memory_mb {limits.memory_mb} exceeds the pool's {self.config.engine.max_memory_mb}"
+                f"memory_mb {limits.memory_mb} exceeds the pool's maximum "
+                f"({self.config.engine.max_memory_mb})"
             )
         job = {
             "t": protocol.RUN,
@@ -318,15 +324,7 @@ class _Session:
         try:
             await worker.send(job)
             async with asyncio.timeout_at(self.deadline + grace_s):
-                while True:
-                    message = await worker.recv()
-                    if message.get("run") != seq:
-                        raise protocol.ProtocolError("message for another run")
-                    if message["t"] == protocol.DONE:
-                        return self._done(message), True
-                    if message["t"] != protocol.OP:
-                        raise protocol.ProtocolError(f"unexpected {message['t']!r}")
-                    await self._on_op(seq, message)
+                return await self._serve(seq), True
         except TimeoutError:
             logger.warning("sandbox worker %d ignored its deadline; killing it", worker.pid)
             return self._failure(
@@ -335,17 +333,28 @@ class _Session:
             ), False
         except (asyncio.IncompleteReadError, ConnectionError):
             await worker.proc.wait()
-            logger.error("sandbox worker %d died: %s", worker.pid, worker.describe_exit())
+            logger.warning("sandbox worker %d died: %s", worker.pid, worker.describe_exit())
             return self._failure(
                 Termination.CRASHED, f"the sandbox worker died ({worker.describe_exit()})"
             ), False
         except protocol.ProtocolError as exc:
-            logger.error("sandbox worker %d broke the protocol: %s", worker.pid, exc)
+            logger.warning("sandbox worker %d broke the protocol: %s", worker.pid, exc)
             return self._failure(Termination.CRASHED, "the sandbox worker misbehaved"), False
         finally:
             for task in self.tasks.values():
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+    async def _serve(self, seq: int) -> FunctionResult:
+        """Perform the run's host operations until the worker reports it done."""
+        while True:
+            message = await self.worker.recv()
+            if message.get("run") != seq:
+                raise protocol.ProtocolError("message for another run")
+            if message["t"] == protocol.DONE:
+                return self._done(message)
+            _expect(message, protocol.OP)
+            await self._on_op(seq, message)
 
     def _done(self, message: protocol.Message) -> FunctionResult:
         payload = message.get("result")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import wasmtime
+
+from chronoflow_executor_function.sandbox.wasm_image import EXPORTED_API
 
 JSValue = int
 
@@ -27,6 +30,14 @@ UNDEFINED: JSValue = TAG_UNDEFINED << 32
 
 _MAX_ARGS = 4
 _ARGV_BYTES = 8 * (_MAX_ARGS + 1)
+CALL_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    **EXPORTED_API,
+    "malloc": (("i32",), ("i32",)),
+    "free": (("i32",), ()),
+}
+FAST_CALLS = True
+"""Use the direct call path where wasmtime-py's internals allow it (tests turn it off)."""
+
 WASM_PAGE = 65536
 _DIFF_PAGE = 4096
 _NAME_SLOT = 256
@@ -83,7 +94,56 @@ def _dirty_runs(image: bytes, pristine: bytes) -> tuple[tuple[int, bytes], ...]:
     return tuple(runs)
 
 
-class SandboxFault(Exception):
+_Call = Callable[..., Any]
+
+
+def _fast_caller(
+    store: wasmtime.Store, func: wasmtime.Func, signature: tuple[tuple[str, ...], tuple[str, ...]]
+) -> _Call | None:
+    """A direct ``wasmtime_func_call_unchecked`` for ``func``, or None if unavailable.
+
+    wasmtime-py's ``Func.__call__`` re-reads the function type and boxes every argument on
+    each call (~20 us); a run makes hundreds of calls. The unchecked call is sound because
+    every signature was checked against ``EXPORTED_API`` when the module was loaded. It uses
+    wasmtime-py internals (``Store._context``, ``Func._func``), hence the pinned ``<51`` and
+    the fallback to the public call when they are missing.
+    """
+    try:
+        from wasmtime import _ffi as ffi
+        from wasmtime._func import enter_wasm
+
+        context = store._context()
+        raw_func = ctypes.byref(func._func)
+        raw_type = ffi.wasmtime_val_raw
+        call_unchecked = ffi.wasmtime_func_call_unchecked
+        error_from_ptr = wasmtime.WasmtimeError._from_ptr
+    except (ImportError, AttributeError):
+        return None
+    params, results = signature
+    size = max(len(params), len(results), 1)
+    buffer = (raw_type * size)()
+    result_kind = results[0] if results else None
+
+    def call(*args: int) -> int | None:
+        # Raw slots are little-endian unions: an i32 parameter reads the low half of i64.
+        for index, arg in enumerate(args):
+            buffer[index].i64 = arg
+        with enter_wasm(store) as trap:
+            error = call_unchecked(context, raw_func, buffer, size, trap)
+            if error:
+                raise error_from_ptr(error)
+        if result_kind == "i32":
+            value: int = buffer[0].i32
+            return value
+        if result_kind == "i64":
+            wide: int = buffer[0].i64
+            return wide
+        return None
+
+    return call
+
+
+class GuestPointerError(Exception):
     """The guest handed the host a pointer or length outside its linear memory.
 
     Only a guest whose memory is already corrupted does that; the host refuses to follow
@@ -104,31 +164,34 @@ class QuickJS:
         self.rt = 0
         self.ctx = 0
         self._scratch = 0
-        self._funcs: dict[str, wasmtime.Func] = {}
+        self._funcs: dict[str, _Call] = {}
 
     def _base(self, ptr: int, size: int) -> int:
         """The host address of guest span ``[ptr, ptr + size)``, checked against the memory."""
         if ptr < 0 or size < 0 or ptr + size > self.memory.data_len(self._store):
-            raise SandboxFault(f"guest span {ptr:#x}+{size} is outside linear memory")
+            raise GuestPointerError(f"guest span {ptr:#x}+{size} is outside linear memory")
         return ctypes.addressof(self.memory.data_ptr(self._store).contents)
 
-    def _fn(self, name: str) -> wasmtime.Func:
+    def _fn(self, name: str) -> _Call:
         func = self._funcs.get(name)
         if func is None:
             item = self._exports[name]
             assert isinstance(item, wasmtime.Func)
-            func = self._funcs[name] = item
+            signature = CALL_SIGNATURES.get(name)
+            fast = _fast_caller(self._store, item, signature) if signature and FAST_CALLS else None
+            store = self._store
+            func = self._funcs[name] = fast or (lambda *args: item(store, *args))
         return func
 
     @classmethod
     def boot(cls, store: wasmtime.Store, instance: wasmtime.Instance) -> QuickJS:
         """Run the reactor's constructors and create a runtime."""
         qjs = cls(store, instance)
-        qjs._fn("_initialize")(store)
-        qjs.rt = qjs._fn("JS_NewRuntime")(store)
+        qjs._fn("_initialize")()
+        qjs.rt = qjs._fn("JS_NewRuntime")()
         # One allocation reused by every call: out-parameters and argv, then a name slot,
         # then a transfer buffer for strings, so most calls need no malloc/free of their own.
-        qjs._scratch = qjs._fn("malloc")(store, _ARGV_BYTES + _NAME_SLOT + TRANSFER_BYTES)
+        qjs._scratch = qjs._fn("malloc")(_ARGV_BYTES + _NAME_SLOT + TRANSFER_BYTES)
         if not qjs.rt or not qjs._scratch:
             raise MemoryError("QuickJS could not allocate its runtime")
         return qjs
@@ -162,21 +225,21 @@ class QuickJS:
 
     def open_context(self) -> None:
         """Create the context, with every standard intrinsic and nothing else (no std, os)."""
-        self.ctx = self._fn("JS_NewContext")(self._store, self.rt)
+        self.ctx = self._fn("JS_NewContext")(self.rt)
         if not self.ctx:
             raise MemoryError("QuickJS could not allocate its context")
 
     def set_memory_limit(self, limit: int) -> None:
         """Cap the JS heap (malloc'd bytes) at ``limit``."""
-        self._fn("JS_SetMemoryLimit")(self._store, self.rt, limit)
+        self._fn("JS_SetMemoryLimit")(self.rt, limit)
 
     def set_stack_size(self, size: int) -> None:
         """Cap the C stack JavaScript may use, measured from the current (outermost) frame."""
-        self._fn("JS_SetMaxStackSize")(self._store, self.rt, size)
+        self._fn("JS_SetMaxStackSize")(self.rt, size)
 
     def _check(self, value: JSValue) -> JSValue:
         if tag_of(value) == TAG_EXCEPTION:
-            raise JSException(self._fn("JS_GetException")(self._store, self.ctx))
+            raise JSException(self._fn("JS_GetException")(self.ctx))
         return value
 
     def _cstring(self, text: str, *, name: bool = False) -> tuple[int, int, bool]:
@@ -187,7 +250,7 @@ class QuickJS:
         elif not name and len(data) <= TRANSFER_BYTES:
             ptr = self._scratch + _ARGV_BYTES + _NAME_SLOT
         else:
-            ptr = self._fn("malloc")(self._store, len(data))
+            ptr = self._fn("malloc")(len(data))
             if not ptr:
                 raise MemoryError("QuickJS heap exhausted")
             ctypes.memmove(self._base(ptr, len(data)) + ptr, data, len(data))
@@ -197,14 +260,14 @@ class QuickJS:
 
     def _release(self, ptr: int, owned: bool) -> None:
         if owned:
-            self._fn("free")(self._store, ptr)
+            self._fn("free")(ptr)
 
     def eval(self, source: str, filename: str, flags: int) -> JSValue:
         """``JS_Eval``: a script's completion value, or a compiled module with COMPILE_ONLY."""
         src, size, src_owned = self._cstring(source)
         name, _, name_owned = self._cstring(filename, name=True)
         try:
-            value = self._fn("JS_Eval")(self._store, self.ctx, src, size, name, flags)
+            value = self._fn("JS_Eval")(self.ctx, src, size, name, flags)
             return self._check(value)
         finally:
             self._release(src, src_owned)
@@ -215,15 +278,15 @@ class QuickJS:
         module = self.eval(source, filename, EVAL_TYPE_MODULE | EVAL_FLAG_COMPILE_ONLY)
         if tag_of(module) != TAG_MODULE:
             raise RuntimeError("JS_Eval(COMPILE_ONLY) did not return a module")
-        if self._fn("JS_ResolveModule")(self._store, self.ctx, module) < 0:
-            raise JSException(self._fn("JS_GetException")(self._store, self.ctx))
+        if self._fn("JS_ResolveModule")(self.ctx, module) < 0:
+            raise JSException(self._fn("JS_GetException")(self.ctx))
         return module
 
     def evaluate_module(self, module: JSValue) -> tuple[JSValue, JSValue]:
         """Run a compiled module: ``(the evaluation promise, the module namespace)``."""
         module_def = module & 0xFFFFFFFF
-        promise = self._check(self._fn("JS_EvalFunction")(self._store, self.ctx, module))
-        namespace = self._check(self._fn("JS_GetModuleNamespace")(self._store, self.ctx, module_def))
+        promise = self._check(self._fn("JS_EvalFunction")(self.ctx, module))
+        namespace = self._check(self._fn("JS_GetModuleNamespace")(self.ctx, module_def))
         return promise, namespace
 
     def call(self, func: JSValue, args: Sequence[JSValue] = ()) -> JSValue:
@@ -234,7 +297,7 @@ class QuickJS:
         if args:
             packed = struct.pack(f"<{len(args)}q", *args)
             ctypes.memmove(self._base(argv, len(packed)) + argv, packed, len(packed))
-        result = self._fn("JS_Call")(self._store, self.ctx, func, UNDEFINED, len(args), argv)
+        result = self._fn("JS_Call")(self.ctx, func, UNDEFINED, len(args), argv)
         return self._check(result)
 
     def call_with_string(self, func: JSValue, text: str) -> JSValue:
@@ -257,25 +320,25 @@ class QuickJS:
         """A JS string from UTF-8."""
         ptr, size, owned = self._cstring(text)
         try:
-            return self._check(self._fn("JS_NewStringLen")(self._store, self.ctx, ptr, size))
+            return self._check(self._fn("JS_NewStringLen")(self.ctx, ptr, size))
         finally:
             self._release(ptr, owned)
 
     def to_str(self, value: JSValue) -> str:
         """``String(value)``, decoded leniently (lone surrogates become U+FFFD)."""
-        ptr = self._fn("JS_ToCStringLen2")(self._store, self.ctx, self._scratch, value, 0)
+        ptr = self._fn("JS_ToCStringLen2")(self.ctx, self._scratch, value, 0)
         if not ptr:
-            raise JSException(self._fn("JS_GetException")(self._store, self.ctx))
+            raise JSException(self._fn("JS_GetException")(self.ctx))
         try:
             size = ctypes.c_uint32.from_address(self._base(self._scratch, 4) + self._scratch).value
             data = ctypes.string_at(self._base(ptr, size) + ptr, size)
         finally:
-            self._fn("JS_FreeCString")(self._store, self.ctx, ptr)
+            self._fn("JS_FreeCString")(self.ctx, ptr)
         return data.decode("utf-8", "replace")
 
     def free(self, value: JSValue) -> None:
         """Drop a reference."""
-        self._fn("JS_FreeValue")(self._store, self.ctx, value)
+        self._fn("JS_FreeValue")(self.ctx, value)
 
     def run_pending_jobs(self) -> int:
         """Run queued jobs (promise reactions) until none is left; returns how many ran.
@@ -285,9 +348,9 @@ class QuickJS:
         """
         ran = 0
         while True:
-            status = self._fn("JS_ExecutePendingJob")(self._store, self.rt, self._scratch)
+            status = self._fn("JS_ExecutePendingJob")(self.rt, self._scratch)
             if status == 0:
                 return ran
             ran += 1
             if status < 0:
-                self.free(self._fn("JS_GetException")(self._store, self.ctx))
+                self.free(self._fn("JS_GetException")(self.ctx))

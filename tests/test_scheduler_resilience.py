@@ -1,0 +1,320 @@
+"""The scheduler through crashes: kill -9 of the service, nats-server stopped and restarted
+(SIGTERM and SIGKILL) under two replicas, and the start-up reconcile repairing damage.
+
+Everything runs on the real nats-server and Postgres of the test session, with the real
+projector. "Exactly once" is checked on what reached the work queue: every one-shot has one
+RunRequested; a recurring chrono's runs and skips cover its occurrences without gap or repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chronoflow_api.projector.consumer import STREAMS, StreamProjector
+from chronoflow_contracts import names, new_id, utc_now
+from chronoflow_contracts.runs import RunRequested, RunSkipped
+from chronoflow_devstack.embedded import NatsServer, free_port
+from chronoflow_devstack.pytest_plugin import TEST_DUPLICATE_WINDOW
+from chronoflow_platform import jetstream
+from chronoflow_schedule import next_after
+from chronoflow_scheduler.domain import ScheduleMessage, at_expression
+from chronoflow_scheduler.service import Scheduler
+from chronoflow_scheduler.settings import SchedulerSettings
+from chronoflow_scheduler.testing import ChronoWriter, collect, eventually, every, http_definition, once
+
+pytestmark = pytest.mark.slow
+
+WAIT = 45.0
+
+
+@pytest.fixture
+async def projection(
+    nc: NatsClient, clean_stack: JetStreamContext, engine: AsyncEngine
+) -> AsyncIterator[None]:
+    """The real projector, one loop per stream, for the length of a test."""
+    tasks = [
+        asyncio.create_task(StreamProjector(nc=nc, js=clean_stack, engine=engine, stream=s).run())
+        for s in STREAMS
+    ]
+    yield
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+def writer(clean_stack: JetStreamContext) -> ChronoWriter:
+    """Appends chrono events like the api."""
+    return ChronoWriter(clean_stack)
+
+
+class Replicas:
+    """In-process scheduler replicas, each on its own NATS connection."""
+
+    def __init__(self, url: str, engine: AsyncEngine) -> None:
+        self.url = url
+        self.engine = engine
+        self.running: list[tuple[Scheduler, NatsClient]] = []
+
+    async def start(self, **settings: object) -> Scheduler:
+        conn = await jetstream.connect(self.url, name=f"scheduler-{len(self.running)}")
+        replica = Scheduler(
+            nc=conn,
+            js=conn.jetstream(),
+            engine=self.engine,
+            settings=SchedulerSettings.model_validate(
+                {"SCHEDULER_FIRE_ACK_WAIT_SECONDS": 4, **settings}
+            ),
+            registry=CollectorRegistry(),
+        )
+        await replica.start()
+        self.running.append((replica, conn))
+        return replica
+
+    async def stop_all(self) -> None:
+        for replica, conn in self.running:
+            await replica.stop()
+            await conn.close()
+        self.running = []
+
+
+@pytest.fixture
+async def replicas(
+    nats_server: NatsServer, engine: AsyncEngine, projection: None
+) -> AsyncIterator[Replicas]:
+    """Start replicas as needed; all are stopped at the end."""
+    pool = Replicas(nats_server.url, engine)
+    yield pool
+    await pool.stop_all()
+
+
+async def work(js: JetStreamContext) -> list[RunRequested]:
+    """Every RunRequested in the work queues."""
+    return await collect(js, names.WORK_STREAM, RunRequested)
+
+
+async def until_every_one_shot_ran(js: JetStreamContext, due: dict[str, datetime]) -> None:
+    """Wait until each one-shot has at least one RunRequested."""
+
+    async def all_ran() -> bool:
+        return set(due) <= {r.chrono_id for r in await work(js)}
+
+    assert await eventually(all_ran, within=WAIT, every_s=0.5)
+
+
+async def assert_exactly_once(
+    js: JetStreamContext, due: dict[str, datetime], recurring: dict[str, datetime]
+) -> None:
+    """One run per one-shot at its instant; each recurring occurrence run or skipped once."""
+    runs = await work(js)
+    skips = await collect(js, names.RUNS_STREAM, RunSkipped)
+    for chrono_id, instant in due.items():
+        assert [r.scheduled_for for r in runs if r.chrono_id == chrono_id] == [instant]
+    for chrono_id, anchor in recurring.items():
+        ran = [r.scheduled_for for r in runs if r.chrono_id == chrono_id]
+        assert len(ran) == len(set(ran)), "an occurrence ran twice"
+        covered = list(ran)
+        schedule = every(1, anchor)
+        for skip in (s for s in skips if s.chrono_id == chrono_id):
+            instant: datetime | None = skip.scheduled_for
+            for _ in range(skip.coalesced):
+                assert instant is not None
+                covered.append(instant)
+                instant = next_after(schedule, instant)
+        assert len(covered) == len(set(covered)), "an occurrence both ran and was skipped"
+        expected, instant = [], next_after(schedule, anchor)
+        while instant is not None and instant <= max(covered):
+            expected.append(instant)
+            instant = next_after(schedule, instant)
+        assert sorted(covered) == expected, "an occurrence was lost"
+
+
+async def stop_recurring(writer: ChronoWriter, recurring: dict[str, datetime]) -> None:
+    """Pause the recurring chronos and let what is in hand settle."""
+    for chrono_id in recurring:
+        await writer.pause(chrono_id)
+    await asyncio.sleep(3)
+
+
+async def spawn_scheduler(
+    nats_url: str, database_url: str, log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m chronoflow_scheduler`` as its own process; returns once it is ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "HTTP_PORT": str(port),
+        "LOG_FORMAT": "console",
+        "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(TEST_DUPLICATE_WINDOW),
+        "SCHEDULER_FIRE_ACK_WAIT_SECONDS": "3",
+        "SCHEDULER_FIRE_LEAD_SECONDS": "2",
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "chronoflow_scheduler"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    async def ready() -> bool:
+        assert proc.poll() is None, f"scheduler exited; see {log}"
+        try:
+            async with httpx.AsyncClient() as client:
+                r = await client.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
+
+    assert await eventually(ready, within=30, every_s=0.2)
+    return proc, port
+
+
+async def test_kill_9_while_occurrences_are_due(
+    nats_server: NatsServer,
+    database_url: str,
+    projection: None,
+    writer: ChronoWriter,
+    clean_stack: JetStreamContext,
+    tmp_path: Path,
+) -> None:
+    proc, _ = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
+    try:
+        start = utc_now()
+        due = {}
+        for i in range(12):
+            instant = start + timedelta(seconds=2 + i * 0.4)
+            due[await writer.create(http_definition(once(instant)))] = instant
+        recurring = {await writer.create(http_definition(every(1, start))): start}
+
+        # Some occurrences have run, some are held in the process, some are still pending.
+        await asyncio.sleep(3.5)
+        proc.kill()
+        ran_before = {r.chrono_id for r in await work(clean_stack)} & set(due)
+        assert 0 < len(ran_before) < len(due)
+        await asyncio.to_thread(proc.wait)
+        await asyncio.sleep(3)  # more come due while nothing runs
+
+        proc, _ = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
+        await until_every_one_shot_ran(clean_stack, due)
+        await asyncio.sleep(1)
+        await stop_recurring(writer, recurring)
+        await assert_exactly_once(clean_stack, due, recurring)
+    finally:
+        proc.kill()
+        await asyncio.to_thread(proc.wait)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_nats_restart_with_two_replicas_fires_everything_once(
+    sig: signal.Signals,
+    nats_server: NatsServer,
+    replicas: Replicas,
+    writer: ChronoWriter,
+    clean_stack: JetStreamContext,
+) -> None:
+    await replicas.start()
+    await replicas.start()
+    start = utc_now()
+    due = {}
+    for i in range(8):
+        instant = start + timedelta(seconds=3 + i * 0.5)
+        due[await writer.create(http_definition(once(instant)))] = instant
+    recurring = {await writer.create(http_definition(every(1, start))): start}
+
+    await asyncio.sleep(1)
+    await asyncio.to_thread(nats_server.stop, sig)
+    await asyncio.sleep(3)  # occurrences come due while the server is down
+    await asyncio.to_thread(nats_server.start)
+
+    await until_every_one_shot_ran(clean_stack, due)
+    await stop_recurring(writer, recurring)
+    await assert_exactly_once(clean_stack, due, recurring)
+
+
+async def test_two_replicas_share_a_burst_exactly_once(
+    replicas: Replicas, writer: ChronoWriter, clean_stack: JetStreamContext
+) -> None:
+    first = await replicas.start()
+    second = await replicas.start()
+    start = utc_now()
+    due = {}
+    for i in range(200):
+        instant = start + timedelta(seconds=3, milliseconds=(i % 20) * 50)
+        due[await writer.create(http_definition(once(instant)))] = instant
+    recurring = {}
+    for _ in range(5):
+        recurring[await writer.create(http_definition(every(1, start)))] = start
+
+    await until_every_one_shot_ran(clean_stack, due)
+    await asyncio.sleep(2)
+    await stop_recurring(writer, recurring)
+    await assert_exactly_once(clean_stack, due, recurring)
+    # Both replicas took part.
+    assert first.metrics.fires.labels("run")._value.get() > 0
+    assert second.metrics.fires.labels("run")._value.get() > 0
+
+
+async def test_reconcile_rearms_lost_schedules_and_removes_orphans(
+    replicas: Replicas, writer: ChronoWriter, clean_stack: JetStreamContext
+) -> None:
+    js = clean_stack
+    first = await replicas.start()
+    far = utc_now() + timedelta(minutes=5)
+    lost = await writer.create(http_definition(once(far)))
+    kept = await writer.create(http_definition(once(far)))
+    paused = await writer.create(http_definition(once(far)))
+
+    async def armed() -> bool:
+        return all([await first.store.pending(c) is not None for c in (lost, kept, paused)])
+
+    assert await eventually(armed, within=WAIT)
+
+    async def projected() -> bool:
+        page = await first.readmodel.active_page("", 10)
+        return len([c for c in page if c.armed_at is not None]) == 3
+
+    assert await eventually(projected, within=WAIT)
+    await replicas.stop_all()
+
+    # Damage while no scheduler runs: a schedule vanishes, and one appears for a chrono that
+    # never existed.
+    await js.purge_stream(names.SCHEDULES_STREAM, subject=names.schedule_subject(lost))
+    ghost = new_id()
+    body = ScheduleMessage(chrono_id=ghost, chrono_version=1, due_at=far)
+    await js.publish(
+        names.schedule_subject(ghost),
+        body.model_dump_json(by_alias=True).encode(),
+        headers={
+            names.SCHEDULE: at_expression(far),
+            names.SCHEDULE_TARGET: names.schedule_fired_subject(ghost),
+        },
+    )
+
+    second = await replicas.start()
+    await asyncio.wait_for(second.reconciled.wait(), timeout=WAIT)
+    report = second.last_reconcile
+    assert report is not None
+    assert (report.checked, report.repaired, report.removed) == (3, 1, 1)
+    restored = await second.store.pending(lost)
+    assert restored is not None
+    assert restored.due == far
+    assert await second.store.pending(ghost) is None
+    assert await second.store.pending(kept) is not None
