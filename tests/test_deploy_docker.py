@@ -268,6 +268,7 @@ def _uv() -> str:
     return uv
 
 
+@pytest.mark.slow  # a few seconds each: uv builds the members' wheels, Python imports the app
 @pytest.mark.parametrize("service", sorted(DOCKERFILES))
 def test_build_stage_replays_offline(service: str, tmp_path: Path) -> None:
     """The build stage's COPY + uv sync steps, replayed here, give a venv that runs the service."""

@@ -34,7 +34,14 @@ from chronoflow_schedule import next_after
 from chronoflow_scheduler.domain import ScheduleMessage, at_expression
 from chronoflow_scheduler.service import Scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
-from chronoflow_scheduler.testing import ChronoWriter, collect, eventually, every, http_definition, once
+from chronoflow_scheduler.testing import (
+    ChronoWriter,
+    collect,
+    eventually,
+    every,
+    http_definition,
+    once,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -166,7 +173,7 @@ async def spawn_scheduler(
         "SCHEDULER_FIRE_LEAD_SECONDS": "2",
     }
     with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - our own module
+        proc = subprocess.Popen(
             [sys.executable, "-m", "chronoflow_scheduler"],
             env=env,
             stdout=out,

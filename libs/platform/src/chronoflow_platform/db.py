@@ -38,7 +38,11 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Bring the database schema to the newest revision (safe to run on every start)."""
+    """Bring the database schema to the newest revision (safe to run on every start).
+
+    Concurrent runs (several replicas starting at once) serialize on an advisory lock taken
+    inside the migration transaction (see ``migrations/env.py``).
+    """
     command.upgrade(alembic_config(url), "head")
 
 

@@ -2,6 +2,7 @@
 
 - ``chronoflow-api keys create --name ci`` prints a new key once (only its hash is stored).
 - ``chronoflow-api keys revoke <id>`` revokes one.
+- ``chronoflow-api migrate`` brings the database schema up to date (concurrent runs are safe).
 - ``chronoflow-api seed`` creates the default WAHA channel (session ``default``) unless a
   channel for that session exists; safe to run on every deploy.
 """
@@ -48,6 +49,7 @@ def main() -> None:
     create.add_argument("--name", required=True)
     revoke = key_actions.add_parser("revoke")
     revoke.add_argument("id")
+    commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser("seed", help="create the default WAHA channel if missing")
     args = parser.parse_args()
 
@@ -55,6 +57,9 @@ def main() -> None:
     configure_logging("api", level=settings.log_level, fmt=settings.log_format)
     if args.command == "keys":
         sys.exit(asyncio.run(_keys(settings, args)))
+    if args.command == "migrate":
+        db.migrate(settings.database_url.get_secret_value())
+        return
     if args.command == "seed":
         print(json.dumps(asyncio.run(seed_default_channel(settings))))
         return

@@ -17,6 +17,7 @@ Show = Callable[[FunctionResult], str]
 PoolFactory = Callable[..., Awaitable[SandboxPool]]
 
 HOSTILE_LIMITS = Limits(timeout_ms=400, memory_mb=32, max_http=2, max_messages=2)
+BIG_LIMITS = Limits(timeout_ms=2000, memory_mb=128, max_http=2, max_messages=2)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,24 @@ CASES = [
         "timeoutMs exceeded",
     ),
     _case(
+        "unawaited call flood",
+        "for (let i = 0; i < 1000; i++) ctx.sleep(10); await ctx.sleep(10);",
+        Termination.ERROR,
+        "RangeError: too many ctx calls pending (100); await them first",
+    ),
+    _case(
+        "oversized request body",
+        "await ctx.http.post('@BASE@/echo', { body: 'x'.repeat(2 << 20) });",
+        Termination.ERROR,
+        "body exceeds maxHttpRequestBytes (1048576)",
+    ),
+    _case(
+        "oversized header",
+        "await ctx.http.get('@BASE@/echo', { headers: { 'X-Big': 'x'.repeat(17 << 20) } });",
+        Termination.ERROR,
+        "a ctx.http call is too large",
+    ),
+    _case(
         "SSRF to metadata",
         "return (await ctx.http.get('http://169.254.169.254/latest/meta-data/')).data;",
         Termination.ERROR,
@@ -192,9 +211,10 @@ CASES = [
 
 
 async def _attack(sandbox: Harness, case: Case) -> FunctionResult:
+    limits = BIG_LIMITS if case.id.startswith("oversized") else HOSTILE_LIMITS
     if case.whole_module:
-        return await sandbox.run(code=case.code, limits=HOSTILE_LIMITS)
-    return await sandbox.run(case.code, limits=HOSTILE_LIMITS)
+        return await sandbox.run(code=case.code, limits=limits)
+    return await sandbox.run(case.code, limits=limits)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -37,19 +37,35 @@ _BATCH_SEQUENCE = "Nats-Batch-Sequence"
 _BATCH_COMMIT = "Nats-Batch-Commit"
 
 
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class PreparedWork:
+    """A RunRequested encoded ahead of its due instant, ready to go out."""
+
     subject: str
     body: bytes
     headers: dict[str, str]
+
+
+@dataclass
+class _Pending:
+    work: PreparedWork
     done: asyncio.Future[None] = field(repr=False)
 
 
 class WorkBatcher:
-    """Writes RunRequested messages, coalescing those queued at the same moment."""
+    """Writes RunRequested messages, coalescing those queued at the same moment.
+
+    Up to ``max_in_flight`` batches are being stored at once, so a burst is pipelined.
+    """
 
     def __init__(
-        self, nc: NatsClient, js: JetStreamContext, *, max_batch: int, timeout: float = 5.0
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        *,
+        max_batch: int,
+        max_in_flight: int = 4,
+        timeout: float = 5.0,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -57,14 +73,23 @@ class WorkBatcher:
         self._timeout = timeout
         self._queue: list[_Pending] = []
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._flushing: set[asyncio.Task[None]] = set()
         self._atomic = max_batch > 1
 
-    async def publish(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
+    async def publish(self, work: PreparedWork) -> None:
         """Store one message; returns once JetStream has it (or drops it as a duplicate)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(subject, body, headers, done))
+        self._queue.append(_Pending(work, done))
+        self._idle.clear()
         self._wake.set()
         await done
+
+    async def quiet(self) -> None:
+        """Wait until nothing is queued or being stored (lets a burst go out first)."""
+        await self._idle.wait()
 
     async def run(self) -> None:
         """Flush queued messages until cancelled."""
@@ -73,13 +98,24 @@ class WorkBatcher:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._queue:
+                    await self._slots.acquire()
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
-                    await self._flush(batch)
+                    task = asyncio.create_task(self._flush(batch), name="work-batch")
+                    self._flushing.add(task)
+                    task.add_done_callback(self._flushed)
         finally:
+            for task in list(self._flushing):
+                task.cancel()
             for p in self._queue:
                 if not p.done.done():
                     p.done.cancel()
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushing.discard(task)
+        self._slots.release()
+        if not self._queue and not self._flushing:
+            self._idle.set()
 
     async def _flush(self, batch: list[_Pending]) -> None:
         if len(batch) > 1 and self._atomic:
@@ -104,9 +140,9 @@ class WorkBatcher:
         batch_id = uuid.uuid4().hex
         last = len(batch)
         for i, p in enumerate(batch[:-1], start=1):
-            headers = {**p.headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(i)}
-            await self._nc.publish(p.subject, p.body, headers=headers)
-        tail = batch[-1]
+            headers = {**p.work.headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(i)}
+            await self._nc.publish(p.work.subject, p.work.body, headers=headers)
+        tail = batch[-1].work
         headers = {
             **tail.headers,
             _BATCH_ID: batch_id,
@@ -122,7 +158,9 @@ class WorkBatcher:
         if p.done.done():
             return
         try:
-            await self._js.publish(p.subject, p.body, headers=p.headers, timeout=self._timeout)
+            await self._js.publish(
+                p.work.subject, p.work.body, headers=p.work.headers, timeout=self._timeout
+            )
         except Exception as exc:  # handed to the waiting fire, which retries it
             if not p.done.done():
                 p.done.set_exception(exc)
@@ -138,11 +176,26 @@ class Emitter:
         self._js = js
         self._batcher = batcher
 
+    @staticmethod
+    def prepare_run(event: RunRequested, *, msg_id: str) -> PreparedWork:
+        """Encode work for the target type's executors, to send later."""
+        return PreparedWork(
+            subject=names.work_subject(target_kind(event.target_type)),
+            body=encode(event),
+            headers=event_headers(event, msg_id=msg_id),
+        )
+
+    async def send_run(self, work: PreparedWork) -> None:
+        """Queue prepared work (a duplicate message id is dropped by JetStream)."""
+        await self._batcher.publish(work)
+
     async def run_requested(self, event: RunRequested, *, msg_id: str) -> None:
-        """Queue work for the target type's executors (a duplicate id is dropped)."""
-        headers = event_headers(event, msg_id=msg_id)
-        subject = names.work_subject(target_kind(event.target_type))
-        await self._batcher.publish(subject, encode(event), headers)
+        """Encode and queue work for the target type's executors."""
+        await self.send_run(self.prepare_run(event, msg_id=msg_id))
+
+    async def quiet(self) -> None:
+        """Wait until no RunRequested is waiting to be stored."""
+        await self._batcher.quiet()
 
     async def run_skipped(self, event: RunSkipped) -> None:
         """Record skipped occurrences in the chrono's run history."""

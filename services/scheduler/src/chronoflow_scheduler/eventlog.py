@@ -1,9 +1,14 @@
-"""Asks the event store (not the lagging read model) whether a schedule still holds."""
+"""Asks the event store (not the lagging read model) whether a schedule still holds, and
+watches chrono events live while fires are held."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -80,3 +85,73 @@ class EventLog:
             latest = raw.seq
             seq = raw.seq + 1
         return Verdict(holds=True, latest=max(latest, last_seq))
+
+
+class Watch:
+    """One holder's interest in one chrono: set when any event of the chrono is seen."""
+
+    __slots__ = ("changed", "chrono_id", "epoch")
+
+    def __init__(self, chrono_id: str, epoch: int) -> None:
+        self.chrono_id = chrono_id
+        self.epoch = epoch
+        self.changed = False
+
+
+class ChangeWatch:
+    """Notices chrono events while fires are held, so the due-instant check is free.
+
+    A core subscription on ``cf.events.chrono.*`` marks the watches of held chronos. Nothing
+    is dropped (no pending limits), and a reconnect in between counts as a change, so "not
+    changed" is trustworthy; "changed" only costs a re-read of the event store.
+    """
+
+    def __init__(self, nc: NatsClient) -> None:
+        self._nc = nc
+        self._watches: dict[str, list[Watch]] = {}
+        self._sub: Subscription | None = None
+
+    async def start(self) -> None:
+        """Subscribe (once)."""
+        if self._sub is None:
+            self._sub = await self._nc.subscribe(
+                names.aggregate_filter("chrono"),
+                cb=self._on_event,
+                pending_msgs_limit=0,
+                pending_bytes_limit=0,
+            )
+
+    async def stop(self) -> None:
+        """Unsubscribe."""
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+
+    def _epoch(self) -> int:
+        return int(self._nc.stats["reconnects"])
+
+    def watch(self, chrono_id: str) -> Watch:
+        """Start noticing the chrono's events (before reading its state)."""
+        w = Watch(chrono_id, self._epoch())
+        self._watches.setdefault(chrono_id, []).append(w)
+        return w
+
+    def release(self, w: Watch) -> None:
+        """Stop noticing for this holder."""
+        held = self._watches.get(w.chrono_id)
+        if held is not None:
+            with contextlib.suppress(ValueError):
+                held.remove(w)
+            if not held:
+                del self._watches[w.chrono_id]
+
+    def changed(self, w: Watch) -> bool:
+        """Whether the chrono may have changed since :meth:`watch`."""
+        return (
+            w.changed or self._sub is None or not self._nc.is_connected or self._epoch() != w.epoch
+        )
+
+    async def _on_event(self, msg: Msg) -> None:
+        for w in self._watches.get(msg.subject.rsplit(".", 1)[-1], ()):
+            w.changed = True

@@ -33,6 +33,7 @@ from chronoflow_contracts.runs import (
 )
 from chronoflow_platform.logs import chrono_id_var
 from chronoflow_scheduler.domain import (
+    ON_TIME_SECONDS,
     FirePlan,
     RetryLaterError,
     ScheduleMessage,
@@ -41,8 +42,8 @@ from chronoflow_scheduler.domain import (
     lateness_seconds,
     plan_fire,
 )
-from chronoflow_scheduler.emitter import Emitter
-from chronoflow_scheduler.eventlog import EventLog, Verdict
+from chronoflow_scheduler.emitter import Emitter, PreparedWork
+from chronoflow_scheduler.eventlog import ChangeWatch, EventLog, Verdict
 from chronoflow_scheduler.metrics import SchedulerMetrics
 from chronoflow_scheduler.readmodel import ChronoRow, ReadModel
 from chronoflow_scheduler.schedules import ArmPolicy, ScheduleStore
@@ -70,6 +71,7 @@ class FireService:
         *,
         store: ScheduleStore,
         events: EventLog,
+        watch: ChangeWatch,
         readmodel: ReadModel,
         emitter: Emitter,
         metrics: SchedulerMetrics,
@@ -77,6 +79,7 @@ class FireService:
     ) -> None:
         self._store = store
         self._events = events
+        self._watch = watch
         self._readmodel = readmodel
         self._emitter = emitter
         self._metrics = metrics
@@ -116,27 +119,44 @@ class FireService:
         self._metrics.fires.labels(outcome).inc()
 
     async def _process(self, msg: Msg, fire: ScheduleMessage) -> str:
-        verdict = await self._events.verify(fire.chrono_id, fire.chrono_version)
-        if not verdict.holds:
-            return self._stale(fire, verdict)
-        row = await self._await_row(msg, fire)
-        self._metrics.held.inc()
+        watch = self._watch.watch(fire.chrono_id)
         try:
-            await self._hold(msg, fire)
+            verdict = await self._events.verify(fire.chrono_id, fire.chrono_version)
+            if not verdict.holds:
+                return self._stale(fire, verdict)
+            row = await self._await_row(msg, fire)
+            # Decide as if on time and encode the run now, while there is time to spare.
+            plan = self._plan(row, fire, at=fire.due_at)
+            work = self._prepare(row, plan)
+            self._metrics.held.inc()
+            try:
+                await self._hold(msg, fire)
+            finally:
+                self._metrics.held.dec()
+            if self._watch.changed(watch):
+                verdict = await self._events.verify(fire.chrono_id, fire.chrono_version)
         finally:
-            self._metrics.held.dec()
-        verdict = await self._recheck(fire, verdict)
+            self._watch.release(watch)
         if not verdict.holds or not row.is_active:
             return self._stale(fire, verdict)
-        plan = plan_fire(
-            row.definition.schedule,
-            fire.due_at,
-            utc_now(),
-            row.definition.config.misfire_grace_seconds,
-        )
-        outcome = await self._emit(row, plan)
+        now = utc_now()
+        if lateness_seconds(fire.due_at, now) > ON_TIME_SECONDS:
+            plan = self._plan(row, fire, at=now)
+            work = self._prepare(row, plan)
+        outcome = await self._emit(row, plan, work)
+        # Let a burst's runs go out before the bookkeeping that follows them.
+        await self._emitter.quiet()
         await self._continue(row, plan, verdict)
         return outcome
+
+    @staticmethod
+    def _plan(row: ChronoRow, fire: ScheduleMessage, *, at: datetime) -> FirePlan:
+        return plan_fire(
+            row.definition.schedule,
+            fire.due_at,
+            at,
+            row.definition.config.misfire_grace_seconds,
+        )
 
     def _stale(self, fire: ScheduleMessage, verdict: Verdict) -> str:
         log.info(
@@ -171,28 +191,9 @@ class FireService:
             else:
                 await asyncio.sleep(wait)
 
-    async def _recheck(self, fire: ScheduleMessage, verdict: Verdict) -> Verdict:
-        last = await self._events.last(fire.chrono_id)
-        if last is not None and last[0] == verdict.latest:
-            return verdict
-        return await self._events.verify(fire.chrono_id, fire.chrono_version)
-
-    async def _emit(self, row: ChronoRow, plan: FirePlan) -> str:
-        outcome = "skipped"
-        if plan.run is not None:
-            if row.definition.config.concurrency == 1 and await self._readmodel.has_running(
-                row.id, stale_after=self._timing.running_stale_seconds
-            ):
-                await self._skip(row.id, plan.run, SkipReason.OVERLAP, 1)
-            else:
-                await self._request(row, plan)
-                outcome = "run"
-        if plan.skipped is not None:
-            await self._skip(row.id, plan.skipped, SkipReason.MISSED, plan.skipped_count)
-        return outcome
-
-    async def _request(self, row: ChronoRow, plan: FirePlan) -> None:
-        assert plan.run is not None
+    def _prepare(self, row: ChronoRow, plan: FirePlan) -> PreparedWork | None:
+        if plan.run is None:
+            return None
         occurrence = occurrence_id(row.id, plan.run)
         event = RunRequested(
             chrono_id=row.id,
@@ -207,12 +208,26 @@ class FireService:
             definition=row.definition,
             correlation_id=occurrence,
         )
-        try:
-            await self._emitter.run_requested(event, msg_id=run_request_msg_id(row.id, plan.run, 1))
-        except Exception:
-            self._metrics.publish_errors.labels("run_requested").inc()
-            raise
-        self._metrics.lateness.observe(lateness_seconds(plan.run, utc_now()))
+        return self._emitter.prepare_run(event, msg_id=run_request_msg_id(row.id, plan.run, 1))
+
+    async def _emit(self, row: ChronoRow, plan: FirePlan, work: PreparedWork | None) -> str:
+        outcome = "skipped"
+        if plan.run is not None and work is not None:
+            if row.definition.config.concurrency == 1 and await self._readmodel.has_running(
+                row.id, stale_after=self._timing.running_stale_seconds
+            ):
+                await self._skip(row.id, plan.run, SkipReason.OVERLAP, 1)
+            else:
+                try:
+                    await self._emitter.send_run(work)
+                except Exception:
+                    self._metrics.publish_errors.labels("run_requested").inc()
+                    raise
+                self._metrics.lateness.observe(lateness_seconds(plan.run, utc_now()))
+                outcome = "run"
+        if plan.skipped is not None:
+            await self._skip(row.id, plan.skipped, SkipReason.MISSED, plan.skipped_count)
+        return outcome
 
     async def _skip(
         self, chrono_id: str, scheduled_for: datetime, reason: SkipReason, count: int

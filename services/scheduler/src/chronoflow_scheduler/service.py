@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_scheduler.domain import keepalive_interval
 from chronoflow_scheduler.emitter import Emitter, WorkBatcher
-from chronoflow_scheduler.eventlog import EventLog
+from chronoflow_scheduler.eventlog import ChangeWatch, EventLog
 from chronoflow_scheduler.firing import FireService, FireTiming
 from chronoflow_scheduler.handlers import EventsConsumer, FireConsumer
 from chronoflow_scheduler.lifecycle import LifecycleService
@@ -48,10 +48,12 @@ class Scheduler:
         self.emitter = Emitter(js, self.batcher)
         self.store = ScheduleStore(js, self.emitter, lead_seconds=settings.fire_lead_seconds)
         self.events = EventLog(js)
+        self.watch = ChangeWatch(nc)
         self.readmodel = ReadModel(engine)
         self.fire = FireService(
             store=self.store,
             events=self.events,
+            watch=self.watch,
             readmodel=self.readmodel,
             emitter=self.emitter,
             metrics=self.metrics,
@@ -100,7 +102,8 @@ class Scheduler:
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def prepare(self) -> None:
-        """Create (or update) the durable consumers: the fire one first, so no fire is missed."""
+        """Watch chrono events; create (or update) the durables, the fire one first."""
+        await self.watch.start()
         await self.fire_consumer.ensure()
         await self.events_consumer.ensure()
 
@@ -146,3 +149,5 @@ class Scheduler:
         """Release what the loops do not own."""
         with contextlib.suppress(Exception):
             await self.readmodel.close()
+        with contextlib.suppress(Exception):
+            await self.watch.stop()

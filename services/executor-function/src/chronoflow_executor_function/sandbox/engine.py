@@ -311,9 +311,11 @@ class Sandbox:
         ):
             raise _Stop(Termination.ERROR, "the SDK produced a malformed host call")
         run.ops_sent += 1
-        channel.send(
-            {"t": protocol.OP, "run": run.seq, "id": op["id"], "op": op["op"], "args": op["args"]}
-        )
+        message = {"t": protocol.OP, "run": run.seq, "id": op["id"], "op": op["op"]}
+        try:
+            channel.send(message | {"args": op["args"]})
+        except protocol.ProtocolError:
+            raise _Stop(Termination.ERROR, f"a ctx.{op['op']} call is too large") from None
 
     @staticmethod
     def _await_replies(run: _Run, channel: Channel) -> list[dict[str, Any]]:

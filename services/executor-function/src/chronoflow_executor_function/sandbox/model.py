@@ -38,6 +38,8 @@ class Limits:
     max_http_request_bytes: int = 1 * MIB
     max_http_response_bytes: int = 1 * MIB
     max_message_chars: int = 16 * KIB
+    max_pending_calls: int = 100
+    """ctx calls awaiting the host at once; one more throws a RangeError."""
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

@@ -302,6 +302,8 @@ class _Session:
         self.messages_charged = 0
         self.messages_sent = 0
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        """Host calls in flight (each removes itself when done)."""
+        self.last_op_id = 0
         self.abort: tuple[Termination, str] | None = None
 
     def _elapsed_ms(self) -> float:
@@ -341,9 +343,10 @@ class _Session:
             logger.warning("sandbox worker %d broke the protocol: %s", worker.pid, exc)
             return self._failure(Termination.CRASHED, "the sandbox worker misbehaved"), False
         finally:
-            for task in self.tasks.values():
+            pending = list(self.tasks.values())
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _serve(self, seq: int) -> FunctionResult:
         """Perform the run's host operations until the worker reports it done."""
@@ -375,8 +378,11 @@ class _Session:
 
     async def _on_op(self, seq: int, message: protocol.Message) -> None:
         op_id, kind, args = message.get("id"), message.get("op"), message.get("args")
-        if not isinstance(op_id, int) or op_id in self.tasks or not isinstance(args, dict):
+        if not isinstance(op_id, int) or op_id <= self.last_op_id or not isinstance(args, dict):
             raise protocol.ProtocolError("malformed op")
+        self.last_op_id = op_id
+        if len(self.tasks) >= self.limits.max_pending_calls:
+            raise protocol.ProtocolError("more host calls in flight than the SDK allows")
         if kind not in (ops.HTTP, ops.MESSAGE, ops.SLEEP):
             raise protocol.ProtocolError(f"unknown op {kind!r}")
         if self.abort is not None:
@@ -384,7 +390,7 @@ class _Session:
         exceeded = self._charge(kind)
         if exceeded is not None:
             self.abort = (Termination.QUOTA, exceeded)
-            for task in self.tasks.values():
+            for task in list(self.tasks.values()):
                 task.cancel()
             await self.worker.send(
                 {
@@ -395,7 +401,9 @@ class _Session:
                 }
             )
             return
-        self.tasks[op_id] = asyncio.create_task(self._perform(seq, op_id, kind, args))
+        task = asyncio.create_task(self._perform(seq, op_id, kind, args))
+        self.tasks[op_id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(op_id, None))
 
     def _charge(self, kind: str) -> str | None:
         if kind == ops.HTTP:

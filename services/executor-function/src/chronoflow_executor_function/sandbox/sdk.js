@@ -81,6 +81,9 @@
     const waiters = create(null);
 
     function hostCall(op, args, map) {
+      if (inflight >= limits.max_pending_calls) {
+        throw new RangeErrorCtor("too many ctx calls pending (" + limits.max_pending_calls + "); await them first");
+      }
       const id = nextId++;
       const record = '{"id":' + id + ',"op":"' + op + '","args":' + JSONstringify(args) + "}";
       outbox = outbox === "" ? record : outbox + "," + record;
@@ -234,6 +237,9 @@
           }
         }
       }
+      if (body !== null && body.length > limits.max_http_request_bytes) {
+        throw new RangeErrorCtor(name + ": body exceeds maxHttpRequestBytes (" + limits.max_http_request_bytes + ")");
+      }
       args.headers = headers;
       args.body = body;
       return hostCall("http", args, httpResult);
@@ -255,6 +261,9 @@
         const text = msg.text;
         if (typeof to !== "string" || to === "") throw new TypeErrorCtor("ctx.message.send: `to` must be a non-empty string");
         if (typeof text !== "string") throw new TypeErrorCtor("ctx.message.send: `text` must be a string");
+        if (text.length > limits.max_message_chars) {
+          throw new RangeErrorCtor("ctx.message.send: text exceeds maxMessageChars (" + limits.max_message_chars + ")");
+        }
         const args = create(null);
         args.to = to;
         args.text = text;

@@ -1,0 +1,377 @@
+"""The scheduler under load: bursts, a steady stream, and 100,000 recurring chronos.
+
+Starts a private nats-server (fsync on every write, as ``make run``) and PostgreSQL, the
+projector and the scheduler as separate processes (as in production), appends ChronoCreated
+events the way the api does, and measures what reaches the work queue:
+
+- ``burst``: N one-shots due at the same instant: lost, duplicated, lateness p50/p99;
+- ``spread``: N one-shots spread evenly over 60 s: lateness p50/p99/max;
+- ``scale``: N recurring chronos (hourly, spread over the hour): scheduler RSS, start-up
+  reconcile time, and restart-to-first-fire after a kill -9.
+
+Lateness is the JetStream store time of each RunRequested minus the occurrence's due instant.
+
+    .venv/bin/python bench/bench_scheduler.py [--only burst,spread,scale]
+        [--burst 10000] [--spread 12000] [--scale 100000] [--atomic-work]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psutil
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from chronoflow_contracts import names, new_id, utc_now
+from chronoflow_contracts.chrono import ChronoCreated, ChronoDefinition
+from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, free_port
+from chronoflow_platform import db, jetstream
+from chronoflow_platform.publishing import publish_event
+from chronoflow_schedule import next_after
+from chronoflow_scheduler.testing import every, http_definition, once
+
+DUPLICATE_WINDOW = 600.0
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds for printing."""
+    return f"{seconds * 1000:.1f} ms"
+
+
+@dataclass
+class Service:
+    """A service process and where it answers."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def rss_mb(self) -> float:
+        """Resident memory of the process, in MB."""
+        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
+
+    async def metric(self, name: str) -> float | None:
+        """A metric sample from its /metrics (the sum over its labels)."""
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5)).text
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and not line.startswith("#")
+        ]
+        return sum(values) if values else None
+
+    def kill(self) -> None:
+        """kill -9."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+class Stack:
+    """nats-server + PostgreSQL in a temporary directory, and the service processes."""
+
+    def __init__(self, atomic_work: bool) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="cf-bench-sched-"))
+        self.dir.chmod(0o755)
+        self.nats = NatsServer(self.dir / "nats", log_file=self.dir / "nats.log")
+        self.pg = Postgres(self.dir / "pg", durable=True, log_file=self.dir / "pg.log")
+        self.atomic_work = atomic_work
+        self.services: list[Service] = []
+
+    async def start(self) -> tuple[NatsClient, JetStreamContext]:
+        self.nats.start()
+        self.pg.start()
+        await create_database(self.pg.url(), "chronoflow")
+        await db.migrate_async(self.pg.url())
+        nc = await jetstream.connect(self.nats.url, name="bench")
+        js = nc.jetstream()
+        await jetstream.provision_streams(js, duplicate_window=DUPLICATE_WINDOW)
+        if self.atomic_work:
+            info = await js.stream_info(names.WORK_STREAM)
+            info.config.allow_atomic = True
+            await js.update_stream(info.config)
+        return nc, js
+
+    async def spawn(self, name: str, module: str, **env: str) -> Service:
+        port = free_port()
+        full_env = {
+            **os.environ,
+            "NATS_URL": self.nats.url,
+            "DATABASE_URL": self.pg.url(),
+            "HTTP_PORT": str(port),
+            "LOG_FORMAT": "console",
+            "LOG_LEVEL": "WARNING",
+            "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(DUPLICATE_WINDOW),
+            **env,
+        }
+        with (self.dir / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module], env=full_env, stdout=out, stderr=out
+            )
+        service = Service(name, proc, port)
+        self.services.append(service)
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                        return service
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited; see {self.dir / (name + '.log')}")
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{name} did not become ready")
+
+    def stop(self) -> None:
+        for service in self.services:
+            if service.proc.poll() is None:
+                service.proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    service.proc.wait(20)
+                if service.proc.poll() is None:
+                    service.kill()
+        self.pg.stop()
+        self.nats.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def create_all(js: JetStreamContext, definitions: Iterator[ChronoDefinition]) -> list[str]:
+    """Append ChronoCreated for each definition (as the api would), 256 at a time."""
+    gate = asyncio.Semaphore(256)
+    now = utc_now()
+
+    async def one(definition: ChronoDefinition) -> str:
+        chrono_id = new_id()
+        event = ChronoCreated(
+            chrono_id=chrono_id,
+            definition=definition,
+            next_run_at=next_after(definition.schedule, now),
+        )
+        async with gate:
+            await publish_event(
+                js,
+                names.aggregate_subject("chrono", chrono_id),
+                event,
+                expected_last_subject_sequence=0,
+            )
+        return chrono_id
+
+    return list(await asyncio.gather(*(one(d) for d in definitions)))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A RunRequested as stored: which occurrence, and when JetStream stored it."""
+
+    chrono_id: str
+    scheduled_for: datetime
+    stored_at: datetime
+
+    @property
+    def lateness(self) -> float:
+        return (self.stored_at - self.scheduled_for).total_seconds()
+
+
+class WorkTap:
+    """Reads every RunRequested of the work queue without consuming it (from the start: a
+    work-queue stream allows nothing else)."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+        self.seen: list[Stored] = []
+        self._name = f"bench-{new_id()}"
+
+    async def start(self) -> None:
+        await self.js.add_consumer(
+            names.WORK_STREAM,
+            ConsumerConfig(
+                name=self._name,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=3600,
+                max_ack_pending=10_000_000,
+                mem_storage=True,
+            ),
+        )
+        self._sub = await self.js.pull_subscribe_bind(self._name, stream=names.WORK_STREAM)
+
+    async def drain(self, quiet: float = 3.0) -> list[Stored]:
+        """Everything that arrived, once nothing more has come for ``quiet`` seconds."""
+        while True:
+            try:
+                msgs = await self._sub.fetch(2000, timeout=quiet)
+            except TimeoutError:
+                return self.seen
+            self.seen.extend(self._parse(m) for m in msgs)
+
+    async def until(self, count: int, within: float) -> list[Stored]:
+        deadline = time.monotonic() + within
+        while len(self.seen) < count and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                msgs = await self._sub.fetch(2000, timeout=1)
+                self.seen.extend(self._parse(m) for m in msgs)
+        return await self.drain(quiet=2.0)
+
+    @staticmethod
+    def _parse(msg: Msg) -> Stored:
+        body = json.loads(msg.data)
+        return Stored(
+            chrono_id=body["chronoId"],
+            scheduled_for=datetime.fromisoformat(body["scheduledFor"]),
+            stored_at=msg.metadata.timestamp,
+        )
+
+
+async def wait_metric(service: Service, name: str, at_least: float, within: float) -> float:
+    """Poll a service metric until it reaches ``at_least``; returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        value = await service.metric(name)
+        if value is not None and value >= at_least:
+            return time.monotonic() - started
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{name} did not reach {at_least} within {within}s")
+
+
+async def one_shots(
+    js: JetStreamContext, scheduler: Service, dues: list[datetime]
+) -> tuple[list[Stored], int]:
+    """Create one-shots due at ``dues``; returns what was stored, and how many chronos."""
+    tap = WorkTap(js)
+    await tap.start()
+    t0 = time.monotonic()
+    ids = await create_all(js, (http_definition(once(d)) for d in dues))
+    await wait_metric(scheduler, "chronoflow_scheduler_chrono_events_total", len(ids), 600)
+    print(f"  created and armed {len(ids)} chronos in {time.monotonic() - t0:.1f} s")
+    first = min(dues)
+    if utc_now() > first - timedelta(seconds=6):
+        print("  WARNING: arming finished late; rerun with a longer --margin")
+    wait = (max(dues) - utc_now()).total_seconds()
+    mine = set(ids)
+    stored = await tap.until(len(ids), within=max(wait, 0) + 120)
+    return [s for s in stored if s.chrono_id in mine], len(ids)
+
+
+async def bench_burst(js: JetStreamContext, scheduler: Service, n: int, margin: float) -> None:
+    print(f"burst: {n} one-shots due at the same instant")
+    due = (utc_now() + timedelta(seconds=margin)).replace(microsecond=0)
+    stored, created = await one_shots(js, scheduler, [due] * n)
+    unique = {s.chrono_id for s in stored}
+    lateness = [s.lateness for s in stored]
+    print(f"  lost {created - len(unique)}, duplicated {len(stored) - len(unique)}")
+    print(
+        f"  emit lateness p50 {ms(pct(lateness, 50))}, p99 {ms(pct(lateness, 99))}, "
+        f"max {ms(max(lateness))}, min {ms(min(lateness))}"
+    )
+    print(f"  scheduler RSS {scheduler.rss_mb:.0f} MB")
+
+
+async def bench_spread(js: JetStreamContext, scheduler: Service, n: int, margin: float) -> None:
+    print(f"spread: {n} one-shots spread evenly over 60 s")
+    start = utc_now() + timedelta(seconds=margin)
+    dues = [start + timedelta(seconds=60 * i / n) for i in range(n)]
+    stored, created = await one_shots(js, scheduler, dues)
+    unique = {s.chrono_id for s in stored}
+    lateness = [s.lateness for s in stored]
+    print(f"  lost {created - len(unique)}, duplicated {len(stored) - len(unique)}")
+    print(
+        f"  emit lateness p50 {ms(pct(lateness, 50))}, p99 {ms(pct(lateness, 99))}, "
+        f"max {ms(max(lateness))}"
+    )
+
+
+async def bench_scale(stack: Stack, js: JetStreamContext, scheduler: Service, n: int) -> None:
+    print(f"scale: {n} active recurring chronos (hourly, spread over the hour)")
+    now = utc_now()
+    anchors = (now - timedelta(seconds=3600 * i / n) for i in range(n))
+    t0 = time.monotonic()
+    await create_all(js, (http_definition(every(3600, a)) for a in anchors))
+    await wait_metric(scheduler, "chronoflow_scheduler_chrono_events_total", n, 1800)
+    print(f"  created and armed {n} chronos in {time.monotonic() - t0:.1f} s")
+    await asyncio.sleep(5)
+    print(f"  scheduler RSS, steady, all armed: {scheduler.rss_mb:.0f} MB")
+
+    # kill -9, let occurrences come due, start again: reconcile and first fire.
+    scheduler.kill()
+    stack.services.remove(scheduler)
+    await asyncio.sleep(5)
+    nc = await jetstream.connect(stack.nats.url, name="bench-first-fire")
+    first_fire: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def on_work(msg: Msg) -> None:
+        if not first_fire.done():
+            first_fire.set_result(time.monotonic())
+
+    await nc.subscribe(names.WORK_SUBJECTS, cb=on_work)
+    restarted = time.monotonic()
+    again = await stack.spawn("scheduler", "chronoflow_scheduler")
+    fired_at = await asyncio.wait_for(first_fire, timeout=60)
+    print(f"  restart-to-first-fire {fired_at - restarted:.2f} s (process start included)")
+    peak = again.rss_mb
+    started = time.monotonic()
+    while (await again.metric("chronoflow_scheduler_reconcile_duration_seconds") or 0) == 0:
+        peak = max(peak, again.rss_mb)
+        await asyncio.sleep(0.25)
+        if time.monotonic() - started > 600:
+            raise TimeoutError("reconcile did not finish")
+    took = await again.metric("chronoflow_scheduler_reconcile_duration_seconds")
+    print(f"  reconcile of {n} active chronos: {took:.1f} s")
+    print(f"  scheduler RSS during reconcile (peak) {peak:.0f} MB, after {again.rss_mb:.0f} MB")
+    await nc.drain()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="burst,spread,scale")
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--spread", type=int, default=12_000)
+    parser.add_argument("--scale", type=int, default=100_000)
+    parser.add_argument("--margin", type=float, default=0, help="seconds to the first due")
+    parser.add_argument(
+        "--atomic-work",
+        action="store_true",
+        help="allow atomic batches on CF_WORK (RunRequested bursts then cost one sync each)",
+    )
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    stack = Stack(args.atomic_work)
+    try:
+        _, js = await stack.start()
+        await stack.spawn("projector", "chronoflow_api.projector")
+        scheduler = await stack.spawn("scheduler", "chronoflow_scheduler")
+        print(f"nats-server fsync always; CF_WORK atomic batches: {args.atomic_work}")
+        print(f"scheduler RSS at start {scheduler.rss_mb:.0f} MB")
+        if "burst" in only:
+            await bench_burst(js, scheduler, args.burst, args.margin or 20 + args.burst / 400)
+        if "spread" in only:
+            await bench_spread(js, scheduler, args.spread, args.margin or 20 + args.spread / 400)
+        if "scale" in only:
+            await bench_scale(stack, js, scheduler, args.scale)
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
