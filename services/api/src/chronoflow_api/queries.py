@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_api.schemas import ChannelOut, ChronoOut, FunctionOut, RunOut
+from chronoflow_contracts.chrono import ChronoCreated
 from chronoflow_platform.header_secrets import redact
 from chronoflow_platform.schema import (
     channels,
@@ -42,6 +43,26 @@ def _chrono(row: Any) -> ChronoOut:
     m["next_run_at"] = m.pop("next_run_at_effective")
     m["headers"] = redact(m["headers"])
     return ChronoOut.model_validate(m)
+
+
+def chrono_as_created(event: ChronoCreated, version: int) -> ChronoOut:
+    """What the read model holds right after ``event`` was projected as ``version``.
+
+    Lets a create answer without reading the row back; a test keeps it equal to the read.
+    """
+    d = event.definition
+    return ChronoOut(
+        id=event.chrono_id,
+        **d.model_dump(exclude={"headers"}),
+        headers=redact(d.headers),
+        last_run_at=None,
+        last_run_status=None,
+        last_run_id=None,
+        next_run_at=event.next_run_at if d.is_active else None,
+        created_at=event.occurred_at,
+        updated_at=event.occurred_at,
+        version=version,
+    )
 
 
 async def get_chrono(engine: AsyncEngine, chrono_id: str) -> ChronoOut | None:

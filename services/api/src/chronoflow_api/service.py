@@ -125,8 +125,8 @@ class Services:
         definition = definition.model_copy(update={"headers": self.cipher.seal(definition.headers)})
         chrono_id = new_id()
         event = ChronoCreated(chrono_id=chrono_id, definition=definition, next_run_at=next_run)
-        await self.store.append("chrono", chrono_id, event, expected=0)
-        return await self._read_chrono(chrono_id)
+        version = await self.store.append("chrono", chrono_id, event, expected=0)
+        return queries.chrono_as_created(event, version)
 
     async def _read_chrono(self, chrono_id: str) -> ChronoOut:
         chrono = await queries.get_chrono(self.engine, chrono_id)
