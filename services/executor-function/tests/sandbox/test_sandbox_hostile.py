@@ -7,10 +7,20 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from chronoflow_executor_function.sandbox import FunctionResult, Limits, SandboxPool, Termination
+from chronoflow_executor_function.sandbox import (
+    EngineSettings,
+    FunctionResult,
+    Limits,
+    SandboxError,
+    SandboxPool,
+    Termination,
+    compiled,
+)
+from chronoflow_executor_function.sandbox.process import spawn_worker
 from chronoflow_executor_function.sandbox.testing import Harness
 
 Show = Callable[[FunctionResult], str]
@@ -375,3 +385,38 @@ async def test_workers_are_confined(sandbox: Harness) -> None:
         address_space, environment = _confinement(pid)
         assert address_space != "unlimited"
         assert environment == {b"PATH", b"LC_ALL", b"MALLOC_ARENA_MAX"}
+
+
+async def test_a_worker_that_hits_its_own_bug_reports_it_and_exits(cache_dir: Path) -> None:
+    settings = EngineSettings()
+    worker = await spawn_worker(
+        settings, compiled.prepare_module(cache_dir, settings), 2 << 30, start_timeout_s=60
+    )
+    try:
+        await worker.send({"t": "run", "run": 1, "code": "", "input": "{}", "limits": {}})
+        done = await worker.recv()
+        assert (done["t"], done["run"], done["retire"]) == ("done", 1, True)
+        assert done["result"]["error_message"] == "internal sandbox error (KeyError('memory_mb'))"
+        assert await worker.proc.wait() == 1
+    finally:
+        await worker.stop(kill=True)
+
+
+async def test_closing_the_pool_releases_whoever_waits_for_a_worker(
+    make_pool: PoolFactory, sandbox: Harness
+) -> None:
+    pool = await make_pool(size=1)
+    busy = asyncio.create_task(
+        sandbox.run(
+            "await ctx.message.send({ to: '+55', text: 'started' }); await ctx.sleep(30000);",
+            limits=Limits(timeout_ms=60000),
+            pool=pool,
+        )
+    )
+    await sandbox.bridge.message_sent.wait()
+    waiting = [asyncio.create_task(sandbox.run("return 1;", pool=pool)) for _ in range(3)]
+    await pool.close()
+    assert (await busy).termination is Termination.CRASHED
+    for task in waiting:
+        with pytest.raises(SandboxError, match="not running"):
+            await task

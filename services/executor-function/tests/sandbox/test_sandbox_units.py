@@ -24,6 +24,7 @@ from chronoflow_executor_function.sandbox import (
     Termination,
     WasmImageError,
     compiled,
+    fastcall,
     ops,
     outcome,
     protocol,
@@ -308,7 +309,7 @@ def engine(cache_dir: Path) -> Iterator[Sandbox]:
 def test_the_engine_runs_a_function(
     engine: Sandbox, fast: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(quickjs, "FAST_CALLS", fast)
+    monkeypatch.setattr(fastcall, "ENABLED", fast)
     channel = _ScriptedChannel()
     job = {
         "run": 7,
@@ -330,7 +331,7 @@ def test_the_fast_call_path_is_available_on_the_pinned_wasmtime(engine: Sandbox)
     instance = engine._pre.instantiate(store)
     func = instance.exports(store)["malloc"]
     assert isinstance(func, wasmtime.Func)
-    assert quickjs._fast_caller(store, func, quickjs.CALL_SIGNATURES["malloc"]) is not None
+    assert fastcall.direct_caller(store, func, fastcall.SIGNATURES["malloc"]) is not None
     store.close()
 
 

@@ -17,6 +17,7 @@ from chronoflow_executor_function.sandbox.model import MIB
 from chronoflow_executor_function.sandbox.wasm_image import (
     EXPORTED_API,
     OUTPUT_SHA256,
+    REACTOR_API,
     REACTOR_VERSION,
     WasmImageError,
     build_image,
@@ -101,7 +102,7 @@ def check_exports(module: wasmtime.Module) -> None:
         for export in module.exports
         if isinstance(export.type, wasmtime.FuncType)
     }
-    for name, (params, results) in EXPORTED_API.items():
+    for name, (params, results) in (EXPORTED_API | REACTOR_API).items():
         func_type = found.get(name)
         if func_type is None:
             raise WasmImageError(f"{name} is not exported")

@@ -6,8 +6,9 @@ JavaScript survive the trip). Every message carries ``t``, its type:
 parent -> worker: ``init`` (engine settings, compiled-module path), ``run`` (one run),
 ``reply`` (the result of one host operation), ``abort`` (end the run: quota exceeded).
 worker -> parent: ``ready``, ``op`` (a host operation the function asked for), ``done``
-(the run's result). ``run``, ``reply``, ``abort``, ``op`` and ``done`` carry ``run``, the
-run's sequence number on that worker, so a late reply can never reach the next run.
+(the run's result; ``retire`` when the worker exits after it). ``run``, ``reply``,
+``abort``, ``op`` and ``done`` carry ``run``, the run's sequence number on that worker, so a
+late reply can never reach the next run.
 """
 
 from __future__ import annotations

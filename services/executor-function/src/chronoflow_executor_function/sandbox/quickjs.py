@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import wasmtime
 
-from chronoflow_executor_function.sandbox.wasm_image import EXPORTED_API
+from chronoflow_executor_function.sandbox import fastcall
+from chronoflow_executor_function.sandbox.fastcall import Call
 
 JSValue = int
 
@@ -30,14 +30,6 @@ UNDEFINED: JSValue = TAG_UNDEFINED << 32
 
 _MAX_ARGS = 4
 _ARGV_BYTES = 8 * (_MAX_ARGS + 1)
-CALL_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    **EXPORTED_API,
-    "malloc": (("i32",), ("i32",)),
-    "free": (("i32",), ()),
-}
-FAST_CALLS = True
-"""Use the direct call path where wasmtime-py's internals allow it (tests turn it off)."""
-
 WASM_PAGE = 65536
 _DIFF_PAGE = 4096
 _NAME_SLOT = 256
@@ -94,55 +86,6 @@ def _dirty_runs(image: bytes, pristine: bytes) -> tuple[tuple[int, bytes], ...]:
     return tuple(runs)
 
 
-_Call = Callable[..., Any]
-
-
-def _fast_caller(
-    store: wasmtime.Store, func: wasmtime.Func, signature: tuple[tuple[str, ...], tuple[str, ...]]
-) -> _Call | None:
-    """A direct ``wasmtime_func_call_unchecked`` for ``func``, or None if unavailable.
-
-    wasmtime-py's ``Func.__call__`` re-reads the function type and boxes every argument on
-    each call (~20 us); a run makes hundreds of calls. The unchecked call is sound because
-    every signature was checked against ``EXPORTED_API`` when the module was loaded. It uses
-    wasmtime-py internals (``Store._context``, ``Func._func``), hence the pinned ``<51`` and
-    the fallback to the public call when they are missing.
-    """
-    try:
-        from wasmtime import _ffi as ffi
-        from wasmtime._func import enter_wasm
-
-        context = store._context()
-        raw_func = ctypes.byref(func._func)
-        raw_type = ffi.wasmtime_val_raw
-        call_unchecked = ffi.wasmtime_func_call_unchecked
-        error_from_ptr = wasmtime.WasmtimeError._from_ptr
-    except (ImportError, AttributeError):
-        return None
-    params, results = signature
-    size = max(len(params), len(results), 1)
-    buffer = (raw_type * size)()
-    result_kind = results[0] if results else None
-
-    def call(*args: int) -> int | None:
-        # Raw slots are little-endian unions: an i32 parameter reads the low half of i64.
-        for index, arg in enumerate(args):
-            buffer[index].i64 = arg
-        with enter_wasm(store) as trap:
-            error = call_unchecked(context, raw_func, buffer, size, trap)
-            if error:
-                raise error_from_ptr(error)
-        if result_kind == "i32":
-            value: int = buffer[0].i32
-            return value
-        if result_kind == "i64":
-            wide: int = buffer[0].i64
-            return wide
-        return None
-
-    return call
-
-
 class GuestPointerError(Exception):
     """The guest handed the host a pointer or length outside its linear memory.
 
@@ -164,7 +107,7 @@ class QuickJS:
         self.rt = 0
         self.ctx = 0
         self._scratch = 0
-        self._funcs: dict[str, _Call] = {}
+        self._funcs: dict[str, Call] = {}
 
     def _base(self, ptr: int, size: int) -> int:
         """The host address of guest span ``[ptr, ptr + size)``, checked against the memory."""
@@ -172,13 +115,17 @@ class QuickJS:
             raise GuestPointerError(f"guest span {ptr:#x}+{size} is outside linear memory")
         return ctypes.addressof(self.memory.data_ptr(self._store).contents)
 
-    def _fn(self, name: str) -> _Call:
+    def _fn(self, name: str) -> Call:
         func = self._funcs.get(name)
         if func is None:
             item = self._exports[name]
             assert isinstance(item, wasmtime.Func)
-            signature = CALL_SIGNATURES.get(name)
-            fast = _fast_caller(self._store, item, signature) if signature and FAST_CALLS else None
+            signature = fastcall.SIGNATURES.get(name)
+            fast = (
+                fastcall.direct_caller(self._store, item, signature)
+                if signature and fastcall.ENABLED
+                else None
+            )
             store = self._store
             func = self._funcs[name] = fast or (lambda *args: item(store, *args))
         return func

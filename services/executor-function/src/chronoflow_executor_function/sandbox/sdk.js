@@ -2,10 +2,12 @@
 // each run then restores from a snapshot); its completion value is `install`, which only the
 // host can call: install(input) -> start(namespace, evaluated) -> dispatch(command).
 //
-// Everything the host reads is built from strings and from intrinsics captured here, before
-// user code runs, so prototype pollution (Object.prototype.toJSON, Array index setters, a
-// replaced JSON or Promise) can change what the function itself sees, never what the host
-// receives. Every record that reaches the host is validated there again regardless.
+// Everything the host reads is built from strings, null-prototype objects and intrinsics
+// captured here, before user code runs, so prototype pollution (Object.prototype.toJSON, a
+// replaced JSON, String or Promise method) changes what the function itself sees, never what
+// the host receives. Pollution that breaks the engine's own internals (an index setter on
+// Array.prototype trips QuickJS's JSON.stringify) breaks only the function's own run. Every
+// record that reaches the host is validated there again regardless.
 (function () {
   "use strict";
   const G = globalThis;
@@ -17,7 +19,6 @@
   const hasOwn = Object.hasOwn;
   const isFrozen = Object.isFrozen;
   const defineProperty = Object.defineProperty;
-  const isArray = Array.isArray;
   const numberIsFinite = Number.isFinite;
   const Str = String;
   const PromiseCtor = Promise;

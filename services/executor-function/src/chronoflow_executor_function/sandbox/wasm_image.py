@@ -41,6 +41,13 @@ EXPORTED_API: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "JS_FreeValue": (("i32", "i64"), ()),
 }
 
+# Exported by the reactor itself; the host calls these too, so their signatures are checked.
+REACTOR_API: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "_initialize": ((), ()),
+    "malloc": (("i32",), ("i32",)),
+    "free": (("i32",), ()),
+}
+
 _WASM_HEADER = b"\x00asm\x01\x00\x00\x00"
 _CUSTOM, _IMPORT, _EXPORT = 0, 2, 7
 _FUNC_KIND = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import traceback
 from pathlib import Path
 
 from chronoflow_executor_function.sandbox import protocol
@@ -62,7 +63,18 @@ def main() -> int:
             continue  # late answers for a run that has already ended
         if message["t"] != protocol.RUN:
             raise protocol.ProtocolError(f"unexpected {message['t']!r} between runs")
-        result = sandbox.execute(message, channel)
+        try:
+            result = sandbox.execute(message, channel)
+        except EOFError:
+            return 0  # the parent is gone or closing the pool: nobody to report to
+        except Exception as exc:
+            # A bug here, not in the function: report it, then exit rather than carry on.
+            traceback.print_exc()
+            failure = {"termination": "error", "error_message": f"internal sandbox error ({exc!r})"}
+            channel.send(
+                {"t": protocol.DONE, "run": message["run"], "retire": True, "result": failure}
+            )
+            return 1
         channel.send({"t": protocol.DONE, "run": message["run"], "result": result})
 
 
