@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -22,9 +24,7 @@ def new_id() -> str:
 
 def _uuid7() -> uuid.UUID:
     # Python 3.11 has no uuid.uuid7; RFC 9562 layout: 48-bit ms timestamp, version, 74 random bits.
-    import os
-
-    ms = int(utc_now().timestamp() * 1000)
+    ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76

@@ -11,7 +11,7 @@ from chronoflow_api.errors import ApiError
 from chronoflow_api.service import Services
 
 
-def _services(request: Request) -> Services:
+async def _services(request: Request) -> Services:
     services: Services = request.app.state.runtime.state["services"]
     return services
 
@@ -30,7 +30,7 @@ async def _require_key(
         )
 
 
-def _if_match(if_match: Annotated[str | None, Header()] = None) -> int | None:
+async def _if_match(if_match: Annotated[str | None, Header()] = None) -> int | None:
     if if_match is None:
         return None
     value = if_match.strip().removeprefix("W/").strip('"')

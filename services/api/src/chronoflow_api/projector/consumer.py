@@ -149,23 +149,31 @@ class StreamProjector:
         if stop_at is not None and checkpoint >= stop_at:
             return True
         # The checkpoint in Postgres is the truth; the durable is re-pointed to follow it.
+        # It pushes: events stream in while a batch is being applied, so no fetch round trip
+        # sits between an append and its projection.
         with contextlib.suppress(NotFoundError):
             await self.js.delete_consumer(self.stream, names.PROJECTOR_DURABLE)
-        await self.js.add_consumer(
-            self.stream,
-            ConsumerConfig(
-                durable_name=names.PROJECTOR_DURABLE,
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=checkpoint + 1,
-                ack_policy=AckPolicy.ALL,
-                max_ack_pending=BATCH * 4,
-                ack_wait=60,
-            ),
+        config = ConsumerConfig(
+            durable_name=names.PROJECTOR_DURABLE,
+            deliver_subject=self.nc.new_inbox(),
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=checkpoint + 1,
+            ack_policy=AckPolicy.ALL,
+            max_ack_pending=BATCH * 4,
+            ack_wait=60,
         )
-        sub = await self.js.pull_subscribe_bind(names.PROJECTOR_DURABLE, stream=self.stream)
+        await self.js.add_consumer(self.stream, config)
+        inbox: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def deliver(msg: Msg) -> None:
+            await inbox.put(msg)
+
+        sub = await self.js.subscribe_bind(
+            self.stream, config, names.PROJECTOR_DURABLE, cb=deliver, manual_ack=True
+        )
         try:
             while True:
-                msgs = await next_batch(sub, BATCH)
+                msgs = await drain(inbox, BATCH)
                 if not msgs:
                     await self._observe_lag(None)
                     continue
@@ -243,24 +251,14 @@ def _record_spans(msgs: list[Msg], checkpoint: int) -> None:
             pass
 
 
-async def next_batch(
-    sub: JetStreamContext.PullSubscription, size: int, *, idle: float = 5.0
-) -> list[Msg]:
-    """Wait (up to ``idle`` s) for one message, then take whatever else is already there.
-
-    A plain ``fetch(size)`` that has to wait keeps waiting until the batch is full or the
-    timeout passes, which would add up to a second of latency to a lone event; this returns
-    as soon as anything arrives and still batches under load.
-    """
+async def drain(inbox: asyncio.Queue[Msg], size: int, *, idle: float = 5.0) -> list[Msg]:
+    """Wait (up to ``idle`` s) for one message, then take whatever else already arrived."""
     try:
-        msgs = await sub.fetch(1, timeout=idle)
+        msgs = [await asyncio.wait_for(inbox.get(), idle)]
     except TimeoutError:
         return []
-    # The delivered message says how many more wait; those are fetched without lingering.
-    pending = msgs[0].metadata.num_pending
-    if size > 1 and pending:
-        with contextlib.suppress(TimeoutError):
-            msgs += await sub.fetch(min(size - 1, pending), timeout=0.5)
+    while len(msgs) < size and not inbox.empty():
+        msgs.append(inbox.get_nowait())
     return msgs
 
 
