@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from chronoflow_platform.logs import configure_logging
-from chronoflow_platform.service import serve
 from chronoflow_executor_function.app import create_app
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
+from chronoflow_platform.logs import configure_logging
+from chronoflow_platform.service import serve
 
 
 def main() -> None:

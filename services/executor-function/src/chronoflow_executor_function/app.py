@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from chronoflow_platform.service import create_service_app
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
+from chronoflow_platform.service import create_service_app
 
 
 def create_app(settings: ExecutorFunctionSettings) -> FastAPI:

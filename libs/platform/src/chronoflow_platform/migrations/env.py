@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from chronoflow_platform.schema import metadata
 
-
 # Any fixed 64-bit number: "a ChronoFlow migration is running".
 _MIGRATION_LOCK = 0x43464D49475241
 
