@@ -12,7 +12,7 @@ events the way the api does, and measures what reaches the work queue:
 Lateness is the JetStream store time of each RunRequested minus the occurrence's due instant.
 
     .venv/bin/python bench/bench_scheduler.py [--only burst,spread,scale]
-        [--burst 10000] [--spread 12000] [--scale 100000] [--atomic-work]
+        [--burst 10000] [--spread 12000] [--scale 100000] [--plain-work]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,11 +34,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
-import psutil
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError
 
 from chronoflow_contracts import names, new_id, utc_now
 from chronoflow_contracts.chrono import ChronoCreated, ChronoDefinition
@@ -72,18 +73,25 @@ class Service:
     @property
     def rss_mb(self) -> float:
         """Resident memory of the process, in MB."""
-        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(kb) / 1024
 
-    async def metric(self, name: str) -> float | None:
-        """A metric sample from its /metrics (the sum over its labels)."""
+    async def samples(self, name: str) -> dict[str, float]:
+        """A metric's samples from its /metrics, by label set."""
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5)).text
-        values = [
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and not line.startswith("#")
-        ]
-        return sum(values) if values else None
+        found = {}
+        for line in text.splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                found[key[len(name) :]] = float(value)
+        return found
+
+    async def metric(self, name: str) -> float | None:
+        """A metric from its /metrics (the sum over its labels)."""
+        values = await self.samples(name)
+        return sum(values.values()) if values else None
 
     def kill(self) -> None:
         """kill -9."""
@@ -94,12 +102,11 @@ class Service:
 class Stack:
     """nats-server + PostgreSQL in a temporary directory, and the service processes."""
 
-    def __init__(self, atomic_work: bool) -> None:
+    def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="cf-bench-sched-"))
         self.dir.chmod(0o755)
         self.nats = NatsServer(self.dir / "nats", log_file=self.dir / "nats.log")
         self.pg = Postgres(self.dir / "pg", durable=True, log_file=self.dir / "pg.log")
-        self.atomic_work = atomic_work
         self.services: list[Service] = []
 
     async def start(self) -> tuple[NatsClient, JetStreamContext]:
@@ -110,10 +117,6 @@ class Stack:
         nc = await jetstream.connect(self.nats.url, name="bench")
         js = nc.jetstream()
         await jetstream.provision_streams(js, duplicate_window=DUPLICATE_WINDOW)
-        if self.atomic_work:
-            info = await js.stream_info(names.WORK_STREAM)
-            info.config.allow_atomic = True
-            await js.update_stream(info.config)
         return nc, js
 
     async def spawn(self, name: str, module: str, **env: str) -> Service:
@@ -124,7 +127,7 @@ class Stack:
             "DATABASE_URL": self.pg.url(),
             "HTTP_PORT": str(port),
             "LOG_FORMAT": "console",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(DUPLICATE_WINDOW),
             **env,
         }
@@ -145,6 +148,7 @@ class Stack:
         raise RuntimeError(f"{name} did not become ready")
 
     def stop(self) -> None:
+        keep = os.environ.get("BENCH_KEEP")
         for service in self.services:
             if service.proc.poll() is None:
                 service.proc.terminate()
@@ -154,7 +158,10 @@ class Stack:
                     service.kill()
         self.pg.stop()
         self.nats.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if keep:
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 async def create_all(js: JetStreamContext, definitions: Iterator[ChronoDefinition]) -> list[str]:
@@ -213,26 +220,31 @@ class WorkTap:
                 ack_wait=3600,
                 max_ack_pending=10_000_000,
                 mem_storage=True,
+                # Ephemeral consumers vanish after 5 idle seconds by default; setup takes longer.
+                inactive_threshold=3600,
             ),
         )
         self._sub = await self.js.pull_subscribe_bind(self._name, stream=names.WORK_STREAM)
 
-    async def drain(self, quiet: float = 3.0) -> list[Stored]:
-        """Everything that arrived, once nothing more has come for ``quiet`` seconds."""
-        while True:
-            try:
-                msgs = await self._sub.fetch(2000, timeout=quiet)
-            except TimeoutError:
-                return self.seen
-            self.seen.extend(self._parse(m) for m in msgs)
+    async def _fetch(self, wait: float) -> int:
+        try:
+            msgs = await self._sub.fetch(2000, timeout=wait)
+        except TimeoutError:
+            return 0
+        except APIError:  # a busy server answers a pull with 503 now and then
+            await asyncio.sleep(0.1)
+            return 0
+        self.seen.extend(self._parse(m) for m in msgs)
+        return len(msgs)
 
     async def until(self, count: int, within: float) -> list[Stored]:
+        """Wait for ``count`` messages (or ``within`` seconds), then for the stragglers."""
         deadline = time.monotonic() + within
         while len(self.seen) < count and time.monotonic() < deadline:
-            with contextlib.suppress(TimeoutError):
-                msgs = await self._sub.fetch(2000, timeout=1)
-                self.seen.extend(self._parse(m) for m in msgs)
-        return await self.drain(quiet=2.0)
+            await self._fetch(1.0)
+        while await self._fetch(2.0):
+            pass
+        return self.seen
 
     @staticmethod
     def _parse(msg: Msg) -> Stored:
@@ -265,6 +277,7 @@ async def one_shots(
     ids = await create_all(js, (http_definition(once(d)) for d in dues))
     await wait_metric(scheduler, "chronoflow_scheduler_chrono_events_total", len(ids), 600)
     print(f"  created and armed {len(ids)} chronos in {time.monotonic() - t0:.1f} s")
+    print(f"  scheduler RSS once armed {scheduler.rss_mb:.0f} MB")
     first = min(dues)
     if utc_now() > first - timedelta(seconds=6):
         print("  WARNING: arming finished late; rerun with a longer --margin")
@@ -285,6 +298,8 @@ async def bench_burst(js: JetStreamContext, scheduler: Service, n: int, margin: 
         f"  emit lateness p50 {ms(pct(lateness, 50))}, p99 {ms(pct(lateness, 99))}, "
         f"max {ms(max(lateness))}, min {ms(min(lateness))}"
     )
+    if os.environ.get("BENCH_KEEP"):
+        print("  deciles", [ms(pct(lateness, p)) for p in range(0, 101, 10)])
     print(f"  scheduler RSS {scheduler.rss_mb:.0f} MB")
 
 
@@ -327,17 +342,23 @@ async def bench_scale(stack: Stack, js: JetStreamContext, scheduler: Service, n:
     await nc.subscribe(names.WORK_SUBJECTS, cb=on_work)
     restarted = time.monotonic()
     again = await stack.spawn("scheduler", "chronoflow_scheduler")
+    ready = time.monotonic() - restarted
     fired_at = await asyncio.wait_for(first_fire, timeout=60)
-    print(f"  restart-to-first-fire {fired_at - restarted:.2f} s (process start included)")
+    print(
+        f"  restart-to-first-fire {fired_at - restarted:.2f} s "
+        f"(process start to /ready: {ready:.2f} s)"
+    )
     peak = again.rss_mb
     started = time.monotonic()
-    while (await again.metric("chronoflow_scheduler_reconcile_duration_seconds") or 0) == 0:
+    phases: dict[str, float] = {}
+    while len(phases) < 2:
+        phases = await again.samples("chronoflow_scheduler_reconcile_duration_seconds")
         peak = max(peak, again.rss_mb)
         await asyncio.sleep(0.25)
         if time.monotonic() - started > 600:
             raise TimeoutError("reconcile did not finish")
-    took = await again.metric("chronoflow_scheduler_reconcile_duration_seconds")
-    print(f"  reconcile of {n} active chronos: {took:.1f} s")
+    repair, sweep = (phases[f'{{phase="{p}"}}'] for p in ("repair", "sweep"))
+    print(f"  reconcile of {n} active chronos: {repair:.1f} s, then orphan sweep {sweep:.1f} s")
     print(f"  scheduler RSS during reconcile (peak) {peak:.0f} MB, after {again.rss_mb:.0f} MB")
     await nc.drain()
 
@@ -350,18 +371,26 @@ async def main() -> None:
     parser.add_argument("--scale", type=int, default=100_000)
     parser.add_argument("--margin", type=float, default=0, help="seconds to the first due")
     parser.add_argument(
-        "--atomic-work",
+        "--plain-work",
         action="store_true",
-        help="allow atomic batches on CF_WORK (RunRequested bursts then cost one sync each)",
+        help="refuse atomic batches on CF_WORK (each RunRequested then costs a disk sync)",
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
-    stack = Stack(args.atomic_work)
+    stack = Stack()
+    # A SIGTERM (a CI timeout) still stops the servers and removes the data directory.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
     try:
         _, js = await stack.start()
         await stack.spawn("projector", "chronoflow_api.projector")
         scheduler = await stack.spawn("scheduler", "chronoflow_scheduler")
-        print(f"nats-server fsync always; CF_WORK atomic batches: {args.atomic_work}")
+        work = (await js.stream_info(names.WORK_STREAM)).config
+        if args.plain_work:
+            work.allow_atomic = False
+            await js.update_stream(work)
+        print(f"nats-server fsync always; CF_WORK atomic batches: {bool(work.allow_atomic)}")
         print(f"scheduler RSS at start {scheduler.rss_mb:.0f} MB")
         if "burst" in only:
             await bench_burst(js, scheduler, args.burst, args.margin or 20 + args.burst / 400)

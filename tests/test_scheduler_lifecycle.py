@@ -8,6 +8,7 @@ how late something was: waits are generous and end as soon as the condition hold
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -169,7 +170,7 @@ async def test_recurring_keeps_going(
     found = await until_runs(clean_stack, chrono_id, 4)
     instants = [r.scheduled_for for r in found]
     assert instants == sorted(set(instants)), "each occurrence once, in order"
-    steps = {b - a for a, b in zip(instants, instants[1:], strict=False)}
+    steps = {b - a for a, b in itertools.pairwise(instants)}
     assert steps == {timedelta(seconds=1)}, "no occurrence skipped or repeated"
     pending = await scheduler.store.pending(chrono_id)
     assert pending is not None
@@ -279,13 +280,13 @@ async def test_pause_while_the_fire_is_held_wins(
     chrono_id = await writer.create(http_definition(once(utc_now() + timedelta(seconds=4))))
 
     async def held() -> bool:
-        return scheduler.metrics.held._value.get() >= 1
+        return float(scheduler.metrics.held._value.get()) >= 1
 
     assert await eventually(held, within=WAIT)
     await writer.pause(chrono_id)
 
     async def dropped() -> bool:
-        return scheduler.metrics.stale._value.get() >= 1
+        return float(scheduler.metrics.stale._value.get()) >= 1
 
     assert await eventually(dropped, within=WAIT)
     await asyncio.sleep(0.5)

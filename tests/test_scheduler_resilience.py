@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chronoflow_api.projector.consumer import STREAMS, StreamProjector
 from chronoflow_contracts import names, new_id, utc_now
 from chronoflow_contracts.runs import RunRequested, RunSkipped
+from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_devstack.embedded import NatsServer, free_port
 from chronoflow_devstack.pytest_plugin import TEST_DUPLICATE_WINDOW
 from chronoflow_platform import jetstream
@@ -124,9 +126,13 @@ async def until_every_one_shot_ran(js: JetStreamContext, due: dict[str, datetime
 
 
 async def assert_exactly_once(
-    js: JetStreamContext, due: dict[str, datetime], recurring: dict[str, datetime]
+    js: JetStreamContext,
+    writer: ChronoWriter,
+    due: dict[str, datetime],
+    recurring: dict[str, datetime],
 ) -> None:
-    """One run per one-shot at its instant; each recurring occurrence run or skipped once."""
+    """One run per one-shot at its instant; each recurring occurrence, from the first its
+    creation announced, run or skipped once."""
     runs = await work(js)
     skips = await collect(js, names.RUNS_STREAM, RunSkipped)
     for chrono_id, instant in due.items():
@@ -137,17 +143,22 @@ async def assert_exactly_once(
         covered = list(ran)
         schedule = every(1, anchor)
         for skip in (s for s in skips if s.chrono_id == chrono_id):
-            instant: datetime | None = skip.scheduled_for
-            for _ in range(skip.coalesced):
-                assert instant is not None
-                covered.append(instant)
-                instant = next_after(schedule, instant)
+            covered.extend(occurrences(schedule, skip.scheduled_for, skip.coalesced))
         assert len(covered) == len(set(covered)), "an occurrence both ran and was skipped"
-        expected, instant = [], next_after(schedule, anchor)
-        while instant is not None and instant <= max(covered):
-            expected.append(instant)
-            instant = next_after(schedule, instant)
+        first = writer.first_due[chrono_id]
+        assert first is not None
+        expected = [t for t in occurrences(schedule, first, 10_000) if t <= max(covered)]
         assert sorted(covered) == expected, "an occurrence was lost"
+
+
+def occurrences(schedule: NormalizedSchedule, first: datetime, count: int) -> list[datetime]:
+    """``first`` and the occurrences after it, ``count`` in all."""
+    found = [first]
+    while len(found) < count:
+        following = next_after(schedule, found[-1])
+        assert following is not None
+        found.append(following)
+    return found
 
 
 async def stop_recurring(writer: ChronoWriter, recurring: dict[str, datetime]) -> None:
@@ -157,9 +168,7 @@ async def stop_recurring(writer: ChronoWriter, recurring: dict[str, datetime]) -
     await asyncio.sleep(3)
 
 
-async def spawn_scheduler(
-    nats_url: str, database_url: str, log: Path
-) -> tuple[subprocess.Popen[bytes], int]:
+async def spawn_scheduler(nats_url: str, database_url: str, log: Path) -> Process:
     """``python -m chronoflow_scheduler`` as its own process; returns once it is ready."""
     port = free_port()
     env = {
@@ -173,8 +182,10 @@ async def spawn_scheduler(
         "SCHEDULER_FIRE_LEAD_SECONDS": "2",
     }
     with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chronoflow_scheduler"],
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chronoflow_scheduler",
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -182,7 +193,7 @@ async def spawn_scheduler(
         )
 
     async def ready() -> bool:
-        assert proc.poll() is None, f"scheduler exited; see {log}"
+        assert proc.returncode is None, f"scheduler exited; see {log}"
         try:
             async with httpx.AsyncClient() as client:
                 r = await client.get(f"http://127.0.0.1:{port}/ready", timeout=1)
@@ -191,18 +202,18 @@ async def spawn_scheduler(
         return r.status_code == 200
 
     assert await eventually(ready, within=30, every_s=0.2)
-    return proc, port
+    return proc
 
 
+@pytest.mark.usefixtures("projection")
 async def test_kill_9_while_occurrences_are_due(
     nats_server: NatsServer,
     database_url: str,
-    projection: None,
     writer: ChronoWriter,
     clean_stack: JetStreamContext,
     tmp_path: Path,
 ) -> None:
-    proc, _ = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
+    proc = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
     try:
         start = utc_now()
         due = {}
@@ -216,17 +227,18 @@ async def test_kill_9_while_occurrences_are_due(
         proc.kill()
         ran_before = {r.chrono_id for r in await work(clean_stack)} & set(due)
         assert 0 < len(ran_before) < len(due)
-        await asyncio.to_thread(proc.wait)
+        await proc.wait()
         await asyncio.sleep(3)  # more come due while nothing runs
 
-        proc, _ = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
+        proc = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
         await until_every_one_shot_ran(clean_stack, due)
         await asyncio.sleep(1)
         await stop_recurring(writer, recurring)
-        await assert_exactly_once(clean_stack, due, recurring)
+        await assert_exactly_once(clean_stack, writer, due, recurring)
     finally:
-        proc.kill()
-        await asyncio.to_thread(proc.wait)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -253,7 +265,7 @@ async def test_nats_restart_with_two_replicas_fires_everything_once(
 
     await until_every_one_shot_ran(clean_stack, due)
     await stop_recurring(writer, recurring)
-    await assert_exactly_once(clean_stack, due, recurring)
+    await assert_exactly_once(clean_stack, writer, due, recurring)
 
 
 async def test_two_replicas_share_a_burst_exactly_once(
@@ -273,7 +285,7 @@ async def test_two_replicas_share_a_burst_exactly_once(
     await until_every_one_shot_ran(clean_stack, due)
     await asyncio.sleep(2)
     await stop_recurring(writer, recurring)
-    await assert_exactly_once(clean_stack, due, recurring)
+    await assert_exactly_once(clean_stack, writer, due, recurring)
     # Both replicas took part.
     assert first.metrics.fires.labels("run")._value.get() > 0
     assert second.metrics.fires.labels("run")._value.get() > 0

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chronoflow_contracts.base import CamelModel, Event
+from chronoflow_contracts.runs import RunStatus
 
 
 class FunctionLimits(CamelModel):
@@ -55,3 +56,31 @@ class FunctionDeleted(FunctionEvent):
 
     TYPE: ClassVar[str] = "function.deleted"
     VERSION: ClassVar[int] = 1
+
+
+class FunctionTestRequest(CamelModel):
+    """Request on ``names.FUNCTION_TEST_SUBJECT``: run a saved function once, now.
+
+    ``state`` is what ``ctx.state`` starts from (``None``: the function's stored state); the
+    run's state is never saved and no run is recorded.
+    """
+
+    function_id: str
+    extras: dict[str, Any] = Field(default_factory=dict)
+    state: dict[str, Any] | None = None
+
+
+class FunctionTestReply(CamelModel):
+    """executor-function's answer to a :class:`FunctionTestRequest`.
+
+    Either ``error`` (``not_found``, ``invalid`` or ``internal``, with a message) or the run:
+    ``status`` as a scheduled run would have recorded it, ``result`` as in ``ChronoRun.result``
+    and ``state`` as the run left ``ctx.state``.
+    """
+
+    error_code: Literal["not_found", "invalid", "internal"] | None = None
+    error_message: str | None = None
+    function_version: int | None = None
+    status: Literal[RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT] | None = None
+    result: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None

@@ -49,10 +49,23 @@ EXECUTOR_DURABLES: Final[dict[TargetKind, str]] = {
 }
 
 # Core NATS (not persisted)
+#: executor-message (and ``ctx.message``) ask the waha-gateway to send one text:
+#: request/reply, bodies ``chronoflow_contracts.waha.WahaSendRequest`` / ``WahaSendReply``.
 WAHA_SEND_SUBJECT: Final = "cf.rpc.waha.send"
+#: The queue group the waha-gateway answers ``WAHA_SEND_SUBJECT`` in.
+WAHA_GATEWAY_QUEUE: Final = "waha-gateway"
+#: The api asks executor-function to run a saved function once, now (``POST
+#: /functions/{id}/test``): request/reply, served by a queue group of every replica
+#: (``EXECUTOR_DURABLES["function"]``). Nothing is scheduled, persisted or recorded.
+FUNCTION_TEST_SUBJECT: Final = "cf.rpc.function.test"
 #: The projector announces ``{"stream": …, "seq": …}`` here after each commit, so the api can
 #: answer a write once the read model shows it (read-your-writes) without polling Postgres.
 PROJECTION_APPLIED_SUBJECT: Final = "cf.projector.applied"
+
+# Key-value buckets
+#: The waha-gateway's record of texts it sent, by idempotency key (executor-message uses
+#: occurrence + chat id), so a redelivered or retried run does not send a text twice.
+WAHA_SENT_BUCKET: Final = "cf_waha_sent"
 
 # Headers
 MSG_ID: Final = "Nats-Msg-Id"

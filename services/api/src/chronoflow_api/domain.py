@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,23 +10,9 @@ from urllib.parse import urlsplit
 
 from chronoflow_api.errors import ApiError, FieldError
 from chronoflow_contracts.chrono import ChronoDefinition, ExecConfig, TargetType
+from chronoflow_contracts.recipients import normalize_recipient
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_schedule import ScheduleError, TimezoneError, next_after, parse
-
-_PHONE_CHARS = re.compile(r"[\s().-]")
-_PHONE = re.compile(r"^\+?[1-9]\d{7,14}$")
-_CHAT_ID = re.compile(r"^(\d{8,15}@c\.us|[\d-]{10,40}@g\.us)$")
-
-
-def normalize_recipient(value: str) -> str | None:
-    """``+55 11 99999-9999`` → ``5511999999999@c.us``; chat ids pass through; None if invalid."""
-    value = value.strip()
-    if _CHAT_ID.match(value):
-        return value
-    digits = _PHONE_CHARS.sub("", value)
-    if _PHONE.match(digits):
-        return digits.lstrip("+") + "@c.us"
-    return None
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,31 @@ class FunctionOut(CamelModel):
     version: int
 
 
+class FunctionTestIn(CamelModel):
+    """``POST /functions/{id}/test``: what the one run sees."""
+
+    extras: dict[str, Any] = Field(default_factory=dict, description="`ctx.extras` of the run")
+    state: dict[str, Any] | None = Field(
+        default=None,
+        description="What `ctx.state` starts from; default: the function's stored state. "
+        "The run's state is never saved.",
+    )
+
+
+class FunctionTestOut(CamelModel):
+    """The test run's outcome; nothing was scheduled, saved or recorded."""
+
+    function_id: str
+    function_version: int
+    status: RunStatus = Field(description="SUCCESS, FAILED or TIMEOUT, as a scheduled run")
+    error_message: str | None = None
+    result: dict[str, Any] = Field(
+        description="As a run's `result`: termination, errorMessage, error, value, logs, "
+        "changedKeys, httpCalls, messagesSent, usage, function"
+    )
+    state: dict[str, Any] = Field(description="`ctx.state` as the run left it (not saved)")
+
+
 class SchedulePreviewIn(CamelModel):
     """``POST /schedules/preview``."""
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import nats.errors
+from nats.aio.client import Client as NatsClient
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_api import queries
@@ -20,10 +23,12 @@ from chronoflow_api.schemas import (
     FunctionCreate,
     FunctionOut,
     FunctionPatch,
+    FunctionTestIn,
+    FunctionTestOut,
     TriggerOut,
 )
 from chronoflow_api.store import EventStore
-from chronoflow_contracts import new_id, utc_now
+from chronoflow_contracts import names, new_id, utc_now
 from chronoflow_contracts.channels import (
     ChannelCreated,
     ChannelDefinition,
@@ -44,12 +49,19 @@ from chronoflow_contracts.functions import (
     FunctionDeleted,
     FunctionLimits,
     FunctionSaved,
+    FunctionTestReply,
+    FunctionTestRequest,
     code_checksum,
 )
 from chronoflow_contracts.runs import occurrence_id, run_id
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_platform.header_secrets import REDACTED, HeaderCipher
 from chronoflow_schedule import next_after
+
+#: How long a function test may wait beyond the function's own timeoutMs: for a free sandbox
+#: in a busy executor, and for the round trip.
+TEST_REPLY_MARGIN_S = 10.0
+_TEST_ERRORS = {"not_found": 404, "invalid": 422}
 
 # Columns of a chrono row that are client-settable fields (the rest is kept by projections).
 _DEFINITION_FIELDS = (
@@ -305,3 +317,51 @@ class Services:
         _check_version(if_match, current.version)
         event = FunctionDeleted(function_id=function_id)
         await self.store.append("function", function_id, event, expected=current.version)
+
+    async def test_function(
+        self, function_id: str, body: FunctionTestIn, nc: NatsClient
+    ) -> FunctionTestOut:
+        """Ask executor-function to run the function once now; nothing is saved or recorded."""
+        function = await self._read_function(function_id)
+        request = FunctionTestRequest(function_id=function_id, extras=body.extras, state=body.state)
+        payload = request.model_dump_json(by_alias=True).encode()
+        if len(payload) > nc.max_payload:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"extras and state together exceed {nc.max_payload} bytes of JSON",
+            )
+        wait = function.limits.timeout_ms / 1000 + TEST_REPLY_MARGIN_S
+        try:
+            msg = await nc.request(names.FUNCTION_TEST_SUBJECT, payload, timeout=wait)
+        except nats.errors.NoRespondersError:
+            raise ApiError(
+                504,
+                "executor_unavailable",
+                "no executor-function is running to run the test; start one and retry",
+            ) from None
+        except TimeoutError:
+            raise ApiError(
+                504,
+                "executor_timeout",
+                f"executor-function did not answer within {wait:g} s (timeoutMs "
+                f"{function.limits.timeout_ms} + {TEST_REPLY_MARGIN_S:g} s); it may be busy",
+            ) from None
+        try:
+            reply = FunctionTestReply.model_validate_json(msg.data)
+        except ValidationError:
+            raise ApiError(502, "executor_error", "executor-function answered garbage") from None
+        if reply.error_code is not None or reply.status is None or reply.result is None:
+            raise ApiError(
+                _TEST_ERRORS.get(reply.error_code or "", 502),
+                reply.error_code or "executor_error",
+                reply.error_message or "executor-function could not run the test",
+            )
+        return FunctionTestOut(
+            function_id=function_id,
+            function_version=reply.function_version or function.function_version,
+            status=reply.status,
+            error_message=reply.result.get("errorMessage"),
+            result=reply.result,
+            state=reply.state or {},
+        )

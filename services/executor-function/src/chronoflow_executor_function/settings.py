@@ -2,12 +2,93 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+import tempfile
+from pathlib import Path
+
+from pydantic import Field, field_validator
 
 from chronoflow_platform.settings import BaseServiceSettings
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: ChronoFlow's own secrets and connection strings: never readable by user code, whatever the
+#: allowlist says (an operator listing one is a mistake worth stopping the service for).
+FORBIDDEN_ENV = frozenset(
+    {
+        "DATABASE_URL",
+        "NATS_URL",
+        "CHRONOFLOW_SECRETS_KEY",
+        "CHRONOFLOW_WEBHOOK_SECRET",
+        "WAHA_API_KEY",
+        "WAHA_WEBHOOK_HMAC_KEY",
+    }
+)
+
+
+def _default_cache_dir() -> Path:
+    # The images run with a read-only root file system; /tmp is the writable volume.
+    return Path(tempfile.gettempdir()) / "chronoflow-function-cache"
 
 
 class ExecutorFunctionSettings(BaseServiceSettings):
     """Environment variables of the executor-function service (see docs/configuration.md)."""
 
     http_port: int = Field(default=8004, validation_alias="HTTP_PORT")
+    #: Sandbox worker processes: how many functions run at once in this replica (each holds
+    #: its worker while it waits on ctx.http, so size it for I/O, not cores; ~40 MB each).
+    pool_size: int = Field(default=4, ge=1, le=64, validation_alias="FUNCTION_POOL_SIZE")
+    #: Where the compiled QuickJS module is cached (native code: private to the service user).
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir, validation_alias="FUNCTION_CACHE_DIR"
+    )
+    #: Comma-separated names of environment variables ``ctx.env`` may read.
+    env_allowlist: str = Field(default="", validation_alias="FUNCTION_ENV_ALLOWLIST")
+    #: How long ``ctx.message.send`` waits for the waha-gateway's answer.
+    message_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=300, validation_alias="FUNCTION_MESSAGE_TIMEOUT_SECONDS"
+    )
+    #: Compare-and-set attempts when saving ``ctx.state`` against concurrent runs.
+    state_write_attempts: int = Field(
+        default=50, ge=1, le=1000, validation_alias="FUNCTION_STATE_WRITE_ATTEMPTS"
+    )
+    #: How long JetStream waits for an ack before redelivering; runs longer than a third of it
+    #: send in-progress acks, so it bounds how soon a crashed replica's work resumes.
+    ack_wait_seconds: float = Field(
+        default=30.0, ge=3.0, le=3600.0, validation_alias="EXECUTOR_FUNCTION_ACK_WAIT_SECONDS"
+    )
+    #: Deliveries of one run request before JetStream gives up on it (crashes, not retries).
+    max_deliver: int = Field(
+        default=5, ge=2, le=100, validation_alias="EXECUTOR_FUNCTION_MAX_DELIVER"
+    )
+    #: Unacknowledged run requests the durable consumer allows across all replicas.
+    max_ack_pending: int = Field(
+        default=1000, ge=1, validation_alias="EXECUTOR_FUNCTION_MAX_ACK_PENDING"
+    )
+    #: On SIGTERM, how long runs in flight may finish before they are handed back to JetStream.
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, validation_alias="EXECUTOR_FUNCTION_SHUTDOWN_GRACE_SECONDS"
+    )
+    #: The egress allowlist of ``ctx.http`` (chronoflow_egress.ALLOW_ENV_VAR); unset in
+    #: development means loopback, and production refuses one.
+    egress_allow: str | None = Field(default=None, validation_alias="CHRONOFLOW_EGRESS_ALLOW")
+
+    @field_validator("env_allowlist")
+    @classmethod
+    def _allowlist_names(cls, value: str) -> str:
+        for name in _split(value):
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"FUNCTION_ENV_ALLOWLIST: {name!r} is not a variable name")
+            if name.upper() in FORBIDDEN_ENV:
+                raise ValueError(
+                    f"FUNCTION_ENV_ALLOWLIST: {name} is ChronoFlow's own secret or connection "
+                    "string and cannot be exposed to functions"
+                )
+        return value
+
+    def env_names(self) -> tuple[str, ...]:
+        """The allowlisted variable names, in order, without duplicates."""
+        return tuple(dict.fromkeys(_split(self.env_allowlist)))
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -79,13 +79,18 @@ class WorkBatcher:
         self._flushing: set[asyncio.Task[None]] = set()
         self._atomic = max_batch > 1
 
-    async def publish(self, work: PreparedWork) -> None:
-        """Store one message; returns once JetStream has it (or drops it as a duplicate)."""
+    def enqueue(self, work: PreparedWork) -> asyncio.Future[None]:
+        """Queue one message; the future resolves once JetStream has stored it (or dropped it
+        as a duplicate), or fails with the reason it could not be stored."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(work, done))
         self._idle.clear()
         self._wake.set()
-        await done
+        return done
+
+    async def publish(self, work: PreparedWork) -> None:
+        """Store one message; returns once JetStream has it (or drops it as a duplicate)."""
+        await self.enqueue(work)
 
     async def quiet(self) -> None:
         """Wait until nothing is queued or being stored (lets a burst go out first)."""
@@ -185,8 +190,12 @@ class Emitter:
             headers=event_headers(event, msg_id=msg_id),
         )
 
+    def enqueue_run(self, work: PreparedWork) -> asyncio.Future[None]:
+        """Queue prepared work now; the future says when it is stored."""
+        return self._batcher.enqueue(work)
+
     async def send_run(self, work: PreparedWork) -> None:
-        """Queue prepared work (a duplicate message id is dropped by JetStream)."""
+        """Queue prepared work and wait until it is stored (a duplicate id is dropped)."""
         await self._batcher.publish(work)
 
     async def run_requested(self, event: RunRequested, *, msg_id: str) -> None:

@@ -1,11 +1,12 @@
-"""What happens when a chrono's schedule fires: check, hold, decide, emit, continue.
+"""What happens when a chrono's schedule fires: check, prepare, hold, emit, continue.
 
 A fired message arrives ``fire_lead_seconds`` early. While it waits, the scheduler checks the
-schedule still holds and loads the chrono; at the due instant it checks again (a pause in the
-last seconds wins), applies the misfire and overlap rules, emits RunRequested (or RunSkipped),
-then arms the next occurrence or finishes the one-shot. The message is acknowledged only after
-all of that is stored, so a crash anywhere means redelivery; message ids make the repeat
-harmless.
+schedule still holds, loads the chrono and encodes its RunRequested; at the due instant the
+release gate hands the prepared run to the work batcher, unless the chrono changed meanwhile,
+runs late or needs the overlap check: those take the slow path (check again, decide, emit).
+Then the next occurrence is armed or the one-shot finished. The message is acknowledged only
+after all of that is stored, so a crash anywhere means redelivery; message ids make the
+repeat harmless.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -31,19 +32,20 @@ from chronoflow_contracts.runs import (
     run_id,
     run_request_msg_id,
 )
+from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_platform.logs import chrono_id_var
 from chronoflow_scheduler.domain import (
     ON_TIME_SECONDS,
     FirePlan,
     RetryLaterError,
     ScheduleMessage,
-    hold_seconds,
     keepalive_interval,
     lateness_seconds,
     plan_fire,
 )
 from chronoflow_scheduler.emitter import Emitter, PreparedWork
-from chronoflow_scheduler.eventlog import ChangeWatch, EventLog, Verdict
+from chronoflow_scheduler.eventlog import ChangeWatch, EventLog, Verdict, Watch
+from chronoflow_scheduler.holding import ReleaseGate
 from chronoflow_scheduler.metrics import SchedulerMetrics
 from chronoflow_scheduler.readmodel import ChronoRow, ReadModel
 from chronoflow_scheduler.schedules import ArmPolicy, ScheduleStore
@@ -61,6 +63,27 @@ class FireTiming:
     read_model_wait_seconds: float
     retry_delay_seconds: float
     running_stale_seconds: float
+    prepare_concurrency: int = 256
+
+
+@dataclass(eq=False)
+class _Held:
+    """A fire waiting for its instant: only what the release and the follow-up need.
+
+    The chrono's full definition is not kept (a burst holds thousands of these); the slow
+    path reloads it.
+    """
+
+    fire: ScheduleMessage
+    watch: Watch
+    version: int
+    schedule: NormalizedSchedule
+    overlap_check: bool
+    plan: FirePlan
+    work: PreparedWork | None
+    #: Resolves at the instant with None (slow path), or once the prepared run is stored
+    #: with the time it was stored (fast path).
+    released: asyncio.Future[datetime | None] = field(repr=False)
 
 
 class FireService:
@@ -85,6 +108,9 @@ class FireService:
         self._metrics = metrics
         self._timing = timing
         self._keepalive = keepalive_interval(timing.ack_wait_seconds)
+        self._gate = ReleaseGate()
+        self._held: dict[_Held, Msg] = {}
+        self._preparing = asyncio.Semaphore(timing.prepare_concurrency)
 
     async def handle(self, msg: Msg) -> None:
         """Process one fired message to its acknowledgement, or hand it back for later."""
@@ -119,44 +145,126 @@ class FireService:
         self._metrics.fires.labels(outcome).inc()
 
     async def _process(self, msg: Msg, fire: ScheduleMessage) -> str:
+        self._metrics.arrival_lead.observe((fire.due_at - utc_now()).total_seconds())
         watch = self._watch.watch(fire.chrono_id)
         try:
-            verdict = await self._events.verify(fire.chrono_id, fire.chrono_version)
-            if not verdict.holds:
-                return self._stale(fire, verdict)
-            row = await self._await_row(msg, fire)
-            # Decide as if on time and encode the run now, while there is time to spare.
-            plan = self._plan(row, fire, at=fire.due_at)
-            work = self._prepare(row, plan)
-            self._metrics.held.inc()
-            try:
-                await self._hold(msg, fire)
-            finally:
-                self._metrics.held.dec()
-            if self._watch.changed(watch):
+            # Preparing loads a whole chrono; a few hundred at a time keeps a burst's peak
+            # memory down without slowing it (the lead leaves seconds to spare).
+            async with self._preparing:
                 verdict = await self._events.verify(fire.chrono_id, fire.chrono_version)
+                if not verdict.holds:
+                    return self._stale(fire, verdict)
+                row = await self._await_row(msg, fire)
+                if not row.is_active:
+                    return self._stale(fire, verdict)
+                held = self._prepare(fire, watch, row)
+                del row  # a burst holds thousands of fires: keep only what _Held needs
+            stored_at = await self._hold(msg, held)
+            if stored_at is not None:
+                self._metrics.lateness.observe(lateness_seconds(fire.due_at, stored_at))
+                outcome = "run"
+                plan = held.plan
+            else:
+                outcome, plan, verdict = await self._slow_path(msg, held, verdict)
         finally:
             self._watch.release(watch)
-        if not verdict.holds or not row.is_active:
-            return self._stale(fire, verdict)
-        now = utc_now()
-        if lateness_seconds(fire.due_at, now) > ON_TIME_SECONDS:
-            plan = self._plan(row, fire, at=now)
-            work = self._prepare(row, plan)
-        outcome = await self._emit(row, plan, work)
-        # Let a burst's runs go out before the bookkeeping that follows them.
-        await self._emitter.quiet()
-        await self._continue(row, plan, verdict)
+        if outcome != "stale":
+            # Let a burst's runs go out before the bookkeeping that follows them.
+            await self._emitter.quiet()
+            await self._continue(fire.chrono_id, held.schedule, plan, verdict)
         return outcome
+
+    def _prepare(self, fire: ScheduleMessage, watch: Watch, row: ChronoRow) -> _Held:
+        """Decide as if on time and encode the run now, while there is time to spare."""
+        plan = self._plan(row, fire, at=fire.due_at)
+        return _Held(
+            fire=fire,
+            watch=watch,
+            version=row.version,
+            schedule=row.definition.schedule,
+            overlap_check=row.definition.config.concurrency == 1,
+            plan=plan,
+            work=self._encode(row, plan),
+            released=asyncio.get_running_loop().create_future(),
+        )
+
+    async def _hold(self, msg: Msg, held: _Held) -> datetime | None:
+        """Wait for the release at the due instant (the keepalive loop tells JetStream the
+        message is still in hand meanwhile)."""
+
+        def release() -> None:
+            self._release(held)
+
+        self._gate.at(held.fire.due_at, release)
+        self._held[held] = msg
+        self._metrics.held.inc()
+        try:
+            return await held.released
+        finally:
+            self._metrics.held.dec()
+            del self._held[held]
+            self._gate.discard(held.fire.due_at, release)
+            if not held.released.done():
+                held.released.cancel()
+
+    async def keepalive(self) -> None:
+        """Until cancelled: every so often, mark every held message as still in progress.
+
+        One loop for all held fires rather than a timer each: a burst holds thousands.
+        """
+        while True:
+            await asyncio.sleep(self._keepalive)
+            for msg in list(self._held.values()):
+                with contextlib.suppress(Exception):  # a lost one is redelivered: harmless
+                    await msg.in_progress()
+
+    def _release(self, held: _Held) -> None:
+        """At the due instant: hand the prepared run over, or wake the task for the slow path."""
+        if held.released.done():
+            return
+        fast = (
+            held.work is not None
+            and held.plan.skipped is None
+            and not held.overlap_check
+            and not self._watch.changed(held.watch)
+            and lateness_seconds(held.fire.due_at, utc_now()) <= ON_TIME_SECONDS
+        )
+        if not fast or held.work is None:
+            held.released.set_result(None)
+            return
+
+        def stored(sent: asyncio.Future[None]) -> None:
+            if held.released.done():
+                return
+            if sent.cancelled():
+                held.released.cancel()
+            elif (exc := sent.exception()) is not None:
+                held.released.set_exception(exc)
+            else:
+                held.released.set_result(utc_now())
+
+        self._emitter.enqueue_run(held.work).add_done_callback(stored)
+
+    async def _slow_path(
+        self, msg: Msg, held: _Held, verdict: Verdict
+    ) -> tuple[str, FirePlan, Verdict]:
+        """The chrono changed, the fire is late, or the overlap rule applies: decide afresh."""
+        fire = held.fire
+        if self._watch.changed(held.watch):
+            verdict = await self._events.verify(fire.chrono_id, fire.chrono_version)
+            if not verdict.holds:
+                return self._stale(fire, verdict), held.plan, verdict
+        row = await self._await_row(msg, fire)
+        if not row.is_active:
+            return self._stale(fire, verdict), held.plan, verdict
+        plan = self._plan(row, fire, at=utc_now())
+        outcome = await self._emit(row, plan)
+        return outcome, plan, verdict
 
     @staticmethod
     def _plan(row: ChronoRow, fire: ScheduleMessage, *, at: datetime) -> FirePlan:
-        return plan_fire(
-            row.definition.schedule,
-            fire.due_at,
-            at,
-            row.definition.config.misfire_grace_seconds,
-        )
+        grace = row.definition.config.misfire_grace_seconds
+        return plan_fire(row.definition.schedule, fire.due_at, at, grace)
 
     def _stale(self, fire: ScheduleMessage, verdict: Verdict) -> str:
         log.info(
@@ -182,16 +290,7 @@ class FireService:
             raise RetryLaterError(f"read model has not reached version {fire.chrono_version}")
         return row
 
-    async def _hold(self, msg: Msg, fire: ScheduleMessage) -> None:
-        """Sleep until the due instant, telling JetStream the message is still in hand."""
-        while (wait := hold_seconds(fire.due_at, utc_now())) > 0:
-            if wait > self._keepalive:
-                await asyncio.sleep(self._keepalive)
-                await msg.in_progress()
-            else:
-                await asyncio.sleep(wait)
-
-    def _prepare(self, row: ChronoRow, plan: FirePlan) -> PreparedWork | None:
+    def _encode(self, row: ChronoRow, plan: FirePlan) -> PreparedWork | None:
         if plan.run is None:
             return None
         occurrence = occurrence_id(row.id, plan.run)
@@ -210,14 +309,16 @@ class FireService:
         )
         return self._emitter.prepare_run(event, msg_id=run_request_msg_id(row.id, plan.run, 1))
 
-    async def _emit(self, row: ChronoRow, plan: FirePlan, work: PreparedWork | None) -> str:
+    async def _emit(self, row: ChronoRow, plan: FirePlan) -> str:
         outcome = "skipped"
-        if plan.run is not None and work is not None:
+        if plan.run is not None:
             if row.definition.config.concurrency == 1 and await self._readmodel.has_running(
                 row.id, stale_after=self._timing.running_stale_seconds
             ):
                 await self._skip(row.id, plan.run, SkipReason.OVERLAP, 1)
             else:
+                work = self._encode(row, plan)
+                assert work is not None
                 try:
                     await self._emitter.send_run(work)
                 except Exception:
@@ -251,28 +352,30 @@ class FireService:
             raise
         self._metrics.skips.labels(reason.value).inc(count)
 
-    async def _continue(self, row: ChronoRow, plan: FirePlan, verdict: Verdict) -> None:
+    async def _continue(
+        self, chrono_id: str, schedule: NormalizedSchedule, plan: FirePlan, verdict: Verdict
+    ) -> None:
         """Arm the next occurrence, or finish a chrono that has none."""
         if plan.next_due is not None:
             try:
                 await self._store.arm(
-                    row.id, verdict.latest, plan.next_due, policy=ArmPolicy.ADVANCE
+                    chrono_id, verdict.latest, plan.next_due, policy=ArmPolicy.ADVANCE
                 )
             except Exception:
                 self._metrics.publish_errors.labels("schedule").inc()
                 raise
             return
         reason: Literal["ONE_SHOT_FIRED", "NO_NEXT_OCCURRENCE"] = (
-            "ONE_SHOT_FIRED" if row.definition.schedule.type == "once" else "NO_NEXT_OCCURRENCE"
+            "ONE_SHOT_FIRED" if schedule.type == "once" else "NO_NEXT_OCCURRENCE"
         )
         expected = verdict.latest
         for _ in range(_FINISH_RACES):
-            finished = ChronoFinished(chrono_id=row.id, reason=reason)
+            finished = ChronoFinished(chrono_id=chrono_id, reason=reason)
             if await self._emitter.chrono_finished(finished, expected_version=expected):
                 self._metrics.fires.labels("finished").inc()
                 return
             # Something was appended meanwhile: if only triggers, finish after them.
-            again = await self._events.verify(row.id, expected)
+            again = await self._events.verify(chrono_id, expected)
             if not again.holds:
                 return  # a newer definition or a pause decides the chrono's fate
             expected = again.latest

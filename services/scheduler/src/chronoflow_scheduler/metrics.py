@@ -27,12 +27,16 @@ LATENESS_BUCKETS = (
     3600.0,
 )
 
+#: Fired messages should arrive ``fire_lead_seconds`` early; negative means late.
+ARRIVAL_BUCKETS = (-60.0, -10.0, -1.0, -0.1, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
 
 @dataclass(frozen=True)
 class SchedulerMetrics:
     """What operators watch: lateness, outcomes, stale drops, errors, work in hand."""
 
     lateness: Histogram
+    arrival_lead: Histogram
     fires: Counter
     skips: Counter
     stale: Counter
@@ -50,6 +54,13 @@ class SchedulerMetrics:
                 "chronoflow_schedule_fire_lateness_seconds",
                 "Seconds between an occurrence's due instant and its RunRequested being stored",
                 buckets=LATENESS_BUCKETS,
+                registry=registry,
+            ),
+            arrival_lead=Histogram(
+                "chronoflow_scheduler_fire_arrival_lead_seconds",
+                "How long before its due instant a fired message reached the scheduler "
+                "(negative: after; then the fire lead is too short for the load)",
+                buckets=ARRIVAL_BUCKETS,
                 registry=registry,
             ),
             fires=Counter(
@@ -94,7 +105,8 @@ class SchedulerMetrics:
             ),
             reconcile_seconds=Gauge(
                 "chronoflow_scheduler_reconcile_duration_seconds",
-                "How long the last reconcile took",
+                "How long the last reconcile took, by pass (repair, sweep)",
+                ["phase"],
                 registry=registry,
             ),
         )

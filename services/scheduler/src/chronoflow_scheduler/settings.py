@@ -11,13 +11,16 @@ class SchedulerSettings(BaseServiceSettings):
     """Environment variables of the scheduler service (see docs/scheduler.md)."""
 
     http_port: int = Field(default=8001, validation_alias="HTTP_PORT")
-    # nats-server fires about 2,400 schedules/s with fsync-always storage, so 10,000 due in the
-    # same second need ~4 s to come out; the lead covers that, the hold restores precision.
+    # nats-server fires about 2,000 schedules/s with fsync-always storage on a loaded 2-core
+    # box, so 10,000 due in the same second need ~5 s to come out; the lead covers that (and
+    # more), the hold until the due instant restores precision.
     fire_lead_seconds: float = Field(
-        default=5.0, ge=1.0, le=300.0, validation_alias="SCHEDULER_FIRE_LEAD_SECONDS"
+        default=10.0, ge=1.0, le=300.0, validation_alias="SCHEDULER_FIRE_LEAD_SECONDS"
     )
+    # How soon the fires a crashed replica was holding are redelivered to another one. Held
+    # fires are marked in progress every third of this, so it can stay short.
     fire_ack_wait_seconds: float = Field(
-        default=30.0, ge=1.0, validation_alias="SCHEDULER_FIRE_ACK_WAIT_SECONDS"
+        default=6.0, ge=1.0, validation_alias="SCHEDULER_FIRE_ACK_WAIT_SECONDS"
     )
     fire_max_in_flight: int = Field(
         default=50_000, ge=1, validation_alias="SCHEDULER_FIRE_MAX_IN_FLIGHT"

@@ -8,6 +8,7 @@ reads what the scheduler wrote.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -82,6 +83,8 @@ class ChronoWriter:
         self._js = js
         self.versions: dict[str, int] = {}
         self.definitions: dict[str, ChronoDefinition] = {}
+        #: The first occurrence each chrono's creation announced (``nextRunAt``).
+        self.first_due: dict[str, datetime | None] = {}
 
     async def _append(self, chrono_id: str, event: Event) -> int:
         ack = await publish_event(
@@ -109,6 +112,7 @@ class ChronoWriter:
             definition=definition,
             next_run_at=next_run_at or next_after(definition.schedule, utc_now()),
         )
+        self.first_due[chrono_id] = event.next_run_at
         await self._append(chrono_id, event)
         return chrono_id
 
@@ -183,10 +187,8 @@ async def stream_events(
                 return
     finally:
         await sub.unsubscribe()
-        try:
+        with contextlib.suppress(NotFoundError):
             await js.delete_consumer(stream, name)
-        except NotFoundError:
-            pass
 
 
 async def collect(

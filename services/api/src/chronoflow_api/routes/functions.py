@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from chronoflow_api import queries
 from chronoflow_api.deps import IfMatch, ServicesDep
-from chronoflow_api.errors import not_found
+from chronoflow_api.errors import ErrorBody, not_found
 from chronoflow_api.routes.chronos import ERRORS, Skip, Take
-from chronoflow_api.schemas import FunctionCreate, FunctionOut, FunctionPatch, Page
+from chronoflow_api.schemas import (
+    FunctionCreate,
+    FunctionOut,
+    FunctionPatch,
+    FunctionTestIn,
+    FunctionTestOut,
+    Page,
+)
 
 router = APIRouter(prefix="/functions", tags=["functions"])
 
@@ -53,3 +60,22 @@ async def update_function(
 async def delete_function(function_id: str, services: ServicesDep, if_match: IfMatch) -> None:
     """Delete a function."""
     await services.delete_function(function_id, if_match)
+
+
+@router.post(
+    "/{function_id}/test",
+    responses={
+        **ERRORS,
+        504: {"model": ErrorBody, "description": "No executor-function answered in time"},
+    },
+)
+async def test_function(
+    function_id: str, body: FunctionTestIn, services: ServicesDep, request: Request
+) -> FunctionTestOut:
+    """Run the function once now, in executor-function's sandbox, and return its result.
+
+    Its `ctx.http` and `ctx.message` calls are real (on the function's channel); its state is
+    not saved and no run is recorded. The answer waits for the run: up to the function's
+    `timeoutMs` plus a margin.
+    """
+    return await services.test_function(function_id, body, request.app.state.runtime.nc)
