@@ -48,14 +48,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
 OTEL = {"OTEL_SERVICE_NAME", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT"}
 #: Set by the deployment for settings the services do not read yet. When a service implements
 #: one, move it out of here and drop "planned" from its line in docs/configuration.md.
-PLANNED: dict[str, set[str]] = {
-    "waha-gateway": {
-        "WAHA_BASE_URL",
-        "WAHA_API_KEY",
-        "WAHA_WEBHOOK_HMAC_KEY",
-        "WAHA_SEND_RATE_PER_SECOND",
-    },
-}
+PLANNED: dict[str, set[str]] = {}
 
 
 #: The example files hold CHANGE-ME where an operator puts a secret; these stand in for real

@@ -80,6 +80,8 @@ async def api(
         "NATS_URL": nats_server.url,
         "DATABASE_URL": database_url,
         "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
+        # A loaded machine (CI, parallel suites) can delay the projector past the default.
+        "CHRONOFLOW_READ_YOUR_WRITES_TIMEOUT_SECONDS": "30",
     }
     projector = create_projector(ProjectorSettings.model_validate(env))
     app = create_api(ApiSettings.model_validate(env))
@@ -187,6 +189,7 @@ async def test_seed_example_runs_end_to_end_and_its_counter_grows(
     users: UserApi,
 ) -> None:
     channel = await create_channel(api)
+    gateway.sessions[channel] = "default"
     code = SEED["functionCode"].replace("https://api.internal", users.base)
     function_id = await create_function(api, code, channel_id=channel, **SEED["functionLimits"])
     definition = function_definition(function_id, name=SEED["name"], extras=SEED["extras"])
@@ -206,6 +209,8 @@ async def test_seed_example_runs_end_to_end_and_its_counter_grows(
     assert result["stateRevision"] == 1
     assert result["usage"]["fuel"] > 0
     assert users.requests == ["/users?overdue=true"]
+    assert {r.channel_id for r in gateway.requests} == {channel}
+    assert all(r.idempotency_key for r in gateway.requests)
     # One message per user, on the function's channel's session, numbers normalised as the
     # api normalises MESSAGE recipients.
     assert [(s.session, s.chat_id, s.text) for s in gateway.sent] == [
@@ -253,6 +258,7 @@ async def test_seed_example_on_schedule_through_the_api_and_the_scheduler(
 ) -> None:
     """A chrono created through the api with the seed's inline code fires every 2 s."""
     channel = await create_channel(api)
+    gateway.sessions[channel] = "default"
     chrono = {
         **{k: v for k, v in SEED.items() if not k.startswith("_")},
         "functionCode": SEED["functionCode"].replace("https://api.internal", users.base),
@@ -290,6 +296,41 @@ async def test_seed_example_on_schedule_through_the_api_and_the_scheduler(
     state = await stored_state(api, function_id)
     assert state == {"lastCount": 3 * len(successes)}
     assert len(gateway.sent) == 3 * len(successes)
+
+
+@pytest.fixture
+async def waha(
+    nats_server: NatsServer, database_url: str, api: httpx.AsyncClient
+) -> AsyncIterator[Any]:
+    """The real waha-gateway in front of the WAHA simulator, session ``default`` paired."""
+    gateway_testing = pytest.importorskip("chronoflow_waha_gateway.testing")
+    async with gateway_testing.waha_stack(
+        nats_url=nats_server.url, database_url=database_url
+    ) as stack:
+        await stack.pair("default")
+        yield stack
+
+
+async def test_seed_example_through_the_waha_gateway_and_the_simulator(
+    js: JetStreamContext, api: httpx.AsyncClient, executor: FastAPI, users: UserApi, waha: Any
+) -> None:
+    """The real waha-gateway and WAHA simulator instead of the stand-in."""
+    channel = await create_channel(api, session="default")
+    code = SEED["functionCode"].replace("https://api.internal", users.base)
+    function_id = await create_function(api, code, channel_id=channel)
+    request = run_request(function_definition(function_id, extras=SEED["extras"]))
+    await publish_run(js, request)
+    run = await finished(api, request.run_id)
+    delivered = await waha.messages(session="default")
+
+    assert run["status"] == "SUCCESS", run
+    assert run["result"]["messagesSent"] == 3
+    assert [(m["chatId"], m["text"]) for m in delivered] == [
+        ("5511999999999@c.us", "Olá Ana, sua fatura vence hoje"),
+        ("5511888888888@c.us", "Olá Bruno, sua fatura vence hoje"),
+        ("5511777777777@c.us", "Olá Carla, sua fatura vence hoje"),
+    ]
+    assert await stored_state(api, function_id) == {"lastCount": 3}
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -558,12 +599,20 @@ async def test_a_missing_function_fails_the_run_without_retry(
 
 
 async def test_a_crashed_sandbox_is_retried_per_the_chrono_policy(
-    js: JetStreamContext, api: httpx.AsyncClient, executor: FastAPI
+    js: JetStreamContext, api: httpx.AsyncClient, executor: FastAPI, gateway: GatewayStandIn
 ) -> None:
+    """The worker dies mid-run; the next attempt runs the function again, and the text the
+    first attempt sent is not sent twice (the gateway's idempotency key is per occurrence)."""
+    channel = await create_channel(api)
+    gateway.sessions[channel] = "default"
     code = body(
-        "if (ctx.chrono.attempt === 1) { await ctx.sleep(30000); } return ctx.chrono.attempt;"
+        """
+        const sent = await ctx.message.send({ to: '+5511999999999', text: 'lembrete' });
+        if (ctx.chrono.attempt === 1) { await ctx.sleep(30000); }
+        return [ctx.chrono.attempt, sent.deduplicated];
+        """
     )
-    function_id = await create_function(api, code, timeoutMs=60000)
+    function_id = await create_function(api, code, channel_id=channel, timeoutMs=60000)
     policy = RetryPolicy(attempts=2, backoff="fixed", delay_ms=0, jitter=False)
     request = run_request(function_definition(function_id, retry=policy))
     pool = pool_of(executor)
@@ -575,7 +624,7 @@ async def test_a_crashed_sandbox_is_retried_per_the_chrono_policy(
 
     async with asyncio.timeout(20):
         await until(running)
-    await asyncio.sleep(0.2)  # the run is inside its worker, sleeping
+        await until(lambda: gateway.sent)  # the run is inside its worker, sleeping
     # Kill every worker of the pool this test started: only the busy one was serving a run.
     for pid in pool.worker_pids:
         os.kill(pid, signal.SIGKILL)
@@ -589,7 +638,9 @@ async def test_a_crashed_sandbox_is_retried_per_the_chrono_policy(
     second = await finished(api, run_id(request.occurrence_id, 2))
     assert second["status"] == "SUCCESS", second
     assert second["attempt"] == 2
-    assert second["result"]["value"] == 2
+    assert second["result"]["value"] == [2, True]
+    assert len(gateway.sent) == 1
+    assert len(gateway.requests) == 2
     assert sample(executor, "chronoflow_run_retries_total", {"target": "function"}) == 1
     # Dead workers are replaced (the idle ones killed here, when next picked up).
     assert pool.stats.workers_lost >= 1

@@ -47,6 +47,8 @@ async def api(
         "NATS_URL": nats_server.url,
         "DATABASE_URL": database_url,
         "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
+        # A loaded machine (CI, parallel suites) can delay the projector past the default.
+        "CHRONOFLOW_READ_YOUR_WRITES_TIMEOUT_SECONDS": "30",
     }
     projector = create_projector(ProjectorSettings.model_validate(env))
     app = create_api(ApiSettings.model_validate(env))
@@ -107,6 +109,7 @@ async def test_a_test_run_returns_logs_value_and_state_and_saves_nothing(
       return {{ n: ctx.state.get('n'), users: r.data.length }};
     }}
     """
+    gateway.sessions[channel.json()["id"]] = "vendas"
     function_id = await create_function(api, code, channelId=channel.json()["id"])
 
     response = await api.post(
@@ -127,6 +130,7 @@ async def test_a_test_run_returns_logs_value_and_state_and_saves_nothing(
     assert (result["httpCalls"], result["messagesSent"]) == (1, 1)
     assert result["function"]["version"] == 1
     assert [(s.session, s.chat_id) for s in gateway.sent] == [("vendas", "5511999999999@c.us")]
+    assert gateway.requests[0].idempotency_key is None  # each test is a new send
 
     # Nothing saved, nothing recorded.
     assert (await api.get(f"/functions/{function_id}")).json()["state"] == {}

@@ -66,8 +66,13 @@ async def projection(
 
 
 def scheduler_settings(**overrides: object) -> SchedulerSettings:
-    """Settings for an in-process replica (connections are passed in, not read from here)."""
-    return SchedulerSettings.model_validate({"SCHEDULER_FIRE_ACK_WAIT_SECONDS": 5, **overrides})
+    """Settings for an in-process replica (connections are passed in, not read from here).
+
+    A short lead keeps the tests short; the mechanism is the same as with the default.
+    """
+    return SchedulerSettings.model_validate(
+        {"SCHEDULER_FIRE_ACK_WAIT_SECONDS": 5, "SCHEDULER_FIRE_LEAD_SECONDS": 3, **overrides}
+    )
 
 
 @pytest.fixture
@@ -277,7 +282,8 @@ async def test_pause_while_the_fire_is_held_wins(
 ) -> None:
     # The fire arrives seconds early (the lead) and is held; a pause before the due instant
     # must still cancel the occurrence.
-    chrono_id = await writer.create(http_definition(once(utc_now() + timedelta(seconds=4))))
+    lead = scheduler.settings.fire_lead_seconds
+    chrono_id = await writer.create(http_definition(once(utc_now() + timedelta(seconds=lead))))
 
     async def held() -> bool:
         return float(scheduler.metrics.held._value.get()) >= 1

@@ -165,7 +165,7 @@ async def stop_recurring(writer: ChronoWriter, recurring: dict[str, datetime]) -
     """Pause the recurring chronos and let what is in hand settle."""
     for chrono_id in recurring:
         await writer.pause(chrono_id)
-    await asyncio.sleep(3)
+    await asyncio.sleep(2)
 
 
 async def spawn_scheduler(nats_url: str, database_url: str, log: Path) -> Process:

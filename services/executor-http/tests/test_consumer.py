@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -18,6 +19,7 @@ from chronoflow_contracts.runs import RunCompleted, RunRequested
 from chronoflow_executor_http.consumer import ConsumerOptions, Handler, WorkConsumer
 from chronoflow_executor_http.handlers import RunRequestHandler
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_http.recording import EventRecorder
 from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.testing import http_definition, publish_run, run_request, until
 
@@ -32,6 +34,8 @@ def options(**changes: float) -> ConsumerOptions:
         "max_deliver": 5,
         "max_ack_pending": 1000,
         "shutdown_grace_s": 5.0,
+        "pull_expires_s": 30.0,
+        "pull_heartbeat_s": 5.0,
         **changes,
     }
     return ConsumerOptions(
@@ -41,11 +45,13 @@ def options(**changes: float) -> ConsumerOptions:
         max_deliver=int(values["max_deliver"]),
         max_ack_pending=int(values["max_ack_pending"]),
         shutdown_grace_s=values["shutdown_grace_s"],
+        pull_expires_s=values["pull_expires_s"],
+        pull_heartbeat_s=values["pull_heartbeat_s"],
     )
 
 
 @pytest.fixture
-async def queue(js: JetStreamContext) -> AsyncIterator[JetStreamContext]:
+async def queue(nc: NatsClient, js: JetStreamContext) -> AsyncIterator[JetStreamContext]:
     """An empty HTTP work queue without the durable (each test creates its own)."""
     with contextlib.suppress(NotFoundError):
         await js.delete_consumer(names.WORK_STREAM, DURABLE)
@@ -58,9 +64,9 @@ async def queue(js: JetStreamContext) -> AsyncIterator[JetStreamContext]:
 
 @contextlib.asynccontextmanager
 async def consuming(
-    js: JetStreamContext, handler: Handler, opts: ConsumerOptions
+    nc: NatsClient, js: JetStreamContext, handler: Handler, opts: ConsumerOptions
 ) -> AsyncIterator[WorkConsumer]:
-    consumer = WorkConsumer(js, handler, opts)
+    consumer = WorkConsumer(nc, js, handler, opts)
     await consumer.ensure()
     task = asyncio.create_task(consumer.run())
     try:
@@ -83,10 +89,10 @@ async def publish(js: JetStreamContext, count: int) -> list[RunRequested]:
 
 
 async def test_the_durable_is_created_idempotently_with_its_settings(
-    queue: JetStreamContext,
+    nc: NatsClient, queue: JetStreamContext
 ) -> None:
     for opts in (options(), options(), options(ack_wait_s=12.0, max_deliver=7)):
-        await WorkConsumer(queue, _ack, opts).ensure()
+        await WorkConsumer(nc, queue, _ack, opts).ensure()
     info = await queue.consumer_info(names.WORK_STREAM, DURABLE)
     assert info.config.filter_subject == names.work_subject("http")
     assert (info.config.ack_wait, info.config.max_deliver) == (12.0, 7)
@@ -98,7 +104,7 @@ async def _ack(msg: Msg) -> None:
 
 
 async def test_concurrency_is_bounded_and_every_message_is_handled(
-    queue: JetStreamContext,
+    nc: NatsClient, queue: JetStreamContext
 ) -> None:
     running = 0
     peak = 0
@@ -114,7 +120,7 @@ async def test_concurrency_is_bounded_and_every_message_is_handled(
         await msg.ack()
 
     await publish(queue, 40)
-    async with consuming(queue, handler, options(concurrency=5, batch=3)):
+    async with consuming(nc, queue, handler, options(concurrency=5, batch=3)):
         async with asyncio.timeout(10):
             await until(lambda: len(seen) >= 40)
     assert peak == 5
@@ -123,7 +129,7 @@ async def test_concurrency_is_bounded_and_every_message_is_handled(
 
 
 async def test_a_long_run_keeps_its_message_with_in_progress_acks(
-    queue: JetStreamContext,
+    nc: NatsClient, queue: JetStreamContext
 ) -> None:
     deliveries: list[int] = []
 
@@ -133,14 +139,14 @@ async def test_a_long_run_keeps_its_message_with_in_progress_acks(
         await msg.ack()
 
     await publish(queue, 1)
-    async with consuming(queue, handler, options(ack_wait_s=1.5)):
+    async with consuming(nc, queue, handler, options(ack_wait_s=1.5)):
         async with asyncio.timeout(8):
             await until(lambda: queue_empty(queue))
     assert deliveries == [1]
 
 
 async def test_on_shutdown_unfinished_runs_are_handed_back_at_once(
-    queue: JetStreamContext,
+    nc: NatsClient, queue: JetStreamContext
 ) -> None:
     deliveries: list[int] = []
     release = asyncio.Event()
@@ -151,21 +157,49 @@ async def test_on_shutdown_unfinished_runs_are_handed_back_at_once(
         await msg.ack()
 
     await publish(queue, 1)
-    async with consuming(queue, handler, options(shutdown_grace_s=0.2)):
+    async with consuming(nc, queue, handler, options(shutdown_grace_s=0.2)):
         async with asyncio.timeout(5):
             await until(lambda: bool(deliveries), interval=0.02)
     # ack_wait is 30 s: only the NAK at shutdown can bring it back this soon.
     release.set()
-    async with consuming(queue, handler, options()):
+    async with consuming(nc, queue, handler, options()):
         async with asyncio.timeout(5):
             await until(lambda: len(deliveries) >= 2, interval=0.02)
     assert deliveries == [1, 2]
 
 
+async def test_a_lone_run_is_handed_over_at_once_and_pulls_are_renewed(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    arrived: list[float] = []
+
+    async def handler(msg: Msg) -> None:
+        arrived.append(asyncio.get_running_loop().time())
+        await msg.ack()
+
+    opts = options(concurrency=50, batch=50, pull_expires_s=1.0, pull_heartbeat_s=0.5)
+    async with consuming(nc, queue, handler, opts) as consumer:
+        await asyncio.sleep(0.3)
+        # Idle: one message must not wait for a batch of 50 to fill.
+        sent = asyncio.get_running_loop().time()
+        await publish(queue, 1)
+        async with asyncio.timeout(2):
+            await until(lambda: bool(arrived), interval=0.01)
+        assert arrived[0] - sent < 1.0
+        # Past several expiries, the consumer still asks, and for no more than it can take.
+        await asyncio.sleep(2.5)
+        await publish(queue, 3)
+        async with asyncio.timeout(3):
+            await until(lambda: len(arrived) == 4 and consumer.inflight == 0, interval=0.01)
+    info = await queue.consumer_info(names.WORK_STREAM, DURABLE)
+    assert info.num_waiting <= 2
+
+
 class _Exploding(WebhookExecutor):
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
         super().__init__(
             js=js,
+            recorder=EventRecorder(nc, js),
             client=None,  # type: ignore[arg-type]  # never used: execute always fails
             secrets=["whsec_" + "A" * 43],
             cipher=None,
@@ -182,13 +216,13 @@ class _Exploding(WebhookExecutor):
 
 
 async def test_a_crashing_run_is_retried_then_recorded_as_failed(
-    queue: JetStreamContext,
+    nc: NatsClient, queue: JetStreamContext
 ) -> None:
-    executor = _Exploding(queue)
+    executor = _Exploding(nc, queue)
     registry = CollectorRegistry()
     handler = RunRequestHandler(executor, ExecutorMetrics.register(registry), max_deliver=2)
     [request] = await publish(queue, 1)
-    async with consuming(queue, handler, options(max_deliver=2)):
+    async with consuming(nc, queue, handler, options(max_deliver=2)):
         async with asyncio.timeout(10):
             await until(lambda: queue_empty(queue))
     assert executor.calls == 2
@@ -200,8 +234,10 @@ async def test_a_crashing_run_is_retried_then_recorded_as_failed(
     assert registry.get_sample_value("chronoflow_run_redeliveries_total", {"target": "http"}) == 1
 
 
-async def test_a_message_that_is_not_an_http_run_is_dropped(queue: JetStreamContext) -> None:
-    executor = _Exploding(queue)
+async def test_a_message_that_is_not_an_http_run_is_dropped(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    executor = _Exploding(nc, queue)
     handler = RunRequestHandler(
         executor, ExecutorMetrics.register(CollectorRegistry()), max_deliver=5
     )
@@ -210,7 +246,7 @@ async def test_a_message_that_is_not_an_http_run_is_dropped(queue: JetStreamCont
         update={"target_type": TargetType.FUNCTION}
     )
     await publish_run(queue, message)
-    async with consuming(queue, handler, options()):
+    async with consuming(nc, queue, handler, options()):
         async with asyncio.timeout(5):
             await until(lambda: queue_empty(queue))
     assert executor.calls == 0

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
@@ -23,6 +24,7 @@ from chronoflow_contracts.runs import (
 from chronoflow_egress import DEVELOPMENT_ALLOWLIST, EgressPolicy, build_client
 from chronoflow_egress.signing import generate_secret, verify
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_http.recording import EventRecorder
 from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.testing import (
     WebhookSink,
@@ -63,9 +65,17 @@ async def empty_work_queue(js: JetStreamContext) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def executor(js: JetStreamContext, client: httpx.AsyncClient) -> WebhookExecutor:
+def recorder(nc: NatsClient, js: JetStreamContext) -> EventRecorder:
+    return EventRecorder(nc, js)
+
+
+@pytest.fixture
+def executor(
+    js: JetStreamContext, recorder: EventRecorder, client: httpx.AsyncClient
+) -> WebhookExecutor:
     return WebhookExecutor(
         js=js,
+        recorder=recorder,
         client=client,
         secrets=[SECRET],
         cipher=HeaderCipher(KEY),
@@ -223,7 +233,11 @@ async def test_requests_that_cannot_be_sent_fail_without_retry(
 
 
 async def test_secret_header_values_never_reach_an_error_message(
-    js: JetStreamContext, client: httpx.AsyncClient, executor: WebhookExecutor, sink: WebhookSink
+    js: JetStreamContext,
+    recorder: EventRecorder,
+    client: httpx.AsyncClient,
+    executor: WebhookExecutor,
+    sink: WebhookSink,
 ) -> None:
     other = HeaderCipher(Fernet.generate_key().decode()).seal({"Authorization": "Bearer zzz"})
     unreadable = await executor.execute(
@@ -234,6 +248,7 @@ async def test_secret_header_values_never_reach_an_error_message(
 
     keyless = WebhookExecutor(
         js=js,
+        recorder=recorder,
         client=client,
         secrets=[SECRET],
         cipher=None,

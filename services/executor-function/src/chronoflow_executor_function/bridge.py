@@ -3,7 +3,8 @@ through the waha-gateway on the chrono's (or the function's) channel."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import hashlib
 
 import httpx
 
@@ -17,15 +18,15 @@ from chronoflow_executor_function.sandbox import (
     JsonValue,
 )
 
-#: ``channel id → WAHA session`` (None: no such channel).
-SessionLookup = Callable[[str], Awaitable[str | None]]
-
 
 class RunBridge:
     """Performs one run's outgoing operations; the sandbox only asks.
 
-    ``channel_ids`` are the chrono's channel then the function's: the first one set is used.
-    Its session is looked up on the first ``ctx.message.send`` and kept for the run.
+    ``channel_ids`` are the chrono's channel then the function's: the first one set is used
+    (the gateway resolves its WAHA session). ``occurrence_id``, for scheduled runs, keys each
+    text with the gateway so that a run executed again (a redelivery, a retry after a crash)
+    does not send the same text twice; tests pass None. ``deadline`` (event-loop time) is when
+    the run ends at the latest.
     """
 
     def __init__(
@@ -33,14 +34,16 @@ class RunBridge:
         *,
         client: httpx.AsyncClient,
         gateway: WahaGateway,
-        sessions: SessionLookup,
         channel_ids: tuple[str | None, ...],
+        occurrence_id: str | None,
+        deadline: float,
     ) -> None:
         self._client = client
         self._gateway = gateway
-        self._sessions = sessions
         self._channel_id = next((c for c in channel_ids if c), None)
-        self._session: str | None = None
+        self._occurrence_id = occurrence_id
+        self._deadline = deadline
+        self._sends = 0
 
     async def http_request(self, request: HttpRequest) -> HttpResponse:
         """One request through the guarded client, redirects followed and re-checked."""
@@ -76,25 +79,35 @@ class RunBridge:
 
     async def send_message(self, to: str, text: str) -> JsonValue:
         """One text to ``to`` (a phone number or chat id) on the run's channel."""
+        # Numbered before any await: calls start in the order JavaScript made them.
+        self._sends += 1
         chat_id = normalize_recipient(to)
         if chat_id is None:
             raise HostOpError(
                 f"ctx.message.send: {to[:64]!r} is not a phone number or WhatsApp chat id "
                 "(+5511999999999, 5511999999999@c.us or <id>@g.us)"
             )
-        session = await self._resolve_session()
-        return await self._gateway.send_text(session, chat_id, text)
-
-    async def _resolve_session(self) -> str:
-        if self._session is not None:
-            return self._session
         if self._channel_id is None:
             raise HostOpError(
                 "ctx.message.send: neither the chrono nor the function has a channel "
                 "(set channelId on one of them)"
             )
-        session = await self._sessions(self._channel_id)
-        if session is None:
-            raise HostOpError(f"ctx.message.send: channel {self._channel_id} does not exist")
-        self._session = session
-        return session
+        return await self._gateway.send_text(
+            self._channel_id,
+            chat_id,
+            text,
+            idempotency_key=self._key(self._sends, chat_id, text),
+            deadline=self._deadline,
+        )
+
+    def _key(self, seq: int, chat_id: str, text: str) -> str | None:
+        """The n-th text of this occurrence, to this chat, with this content."""
+        if self._occurrence_id is None:
+            return None
+        digest = hashlib.sha256(f"{chat_id}\0{text}".encode()).hexdigest()[:24]
+        return f"fn:{self._occurrence_id}:{seq}:{digest}"
+
+
+def run_deadline(timeout_ms: int) -> float:
+    """The event-loop time a run starting now ends at the latest."""
+    return asyncio.get_running_loop().time() + timeout_ms / 1000

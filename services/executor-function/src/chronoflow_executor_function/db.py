@@ -1,6 +1,6 @@
-"""Postgres: the function's current version and state, its channel, and the state's CAS write.
+"""Postgres: the function's current version and state, and the state's compare-and-set write.
 
-``functions`` and ``channels`` are the projector's read models (read only here);
+``functions`` and ``chrono_runs`` are the projector's read models (read only here);
 ``function_state`` belongs to this service, written with compare-and-set on ``revision``.
 """
 
@@ -23,7 +23,7 @@ from chronoflow_contracts.functions import FunctionLimits
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_executor_function import domain
 from chronoflow_executor_function.sandbox import JsonValue
-from chronoflow_platform.schema import channels, chrono_runs, function_state, functions
+from chronoflow_platform.schema import chrono_runs, function_state, functions
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,6 @@ async def load_function(engine: AsyncEngine, function_id: str) -> StoredFunction
         state=dict(m["state"] or {}),
         revision=int(m["revision"] or 0),
     )
-
-
-async def channel_session(engine: AsyncEngine, channel_id: str) -> str | None:
-    """The WAHA session of a channel, or None if there is no such channel."""
-    async with engine.connect() as conn:
-        config = await conn.scalar(select(channels.c.config).where(channels.c.id == channel_id))
-    if config is None:
-        return None
-    session = config.get("session") if isinstance(config, dict) else None
-    return str(session) if session else "default"
 
 
 async def run_finished(engine: AsyncEngine, run_id: str) -> bool:

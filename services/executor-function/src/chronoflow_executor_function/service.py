@@ -25,7 +25,7 @@ from chronoflow_contracts.runs import (
     RunStatus,
 )
 from chronoflow_executor_function import db, domain
-from chronoflow_executor_function.bridge import RunBridge
+from chronoflow_executor_function.bridge import RunBridge, run_deadline
 from chronoflow_executor_function.db import StateConflictError, StoredFunction
 from chronoflow_executor_function.gateway import WahaGateway
 from chronoflow_executor_function.metrics import ExecutorMetrics
@@ -194,6 +194,7 @@ class FunctionExecutor:
                 state=function.state,
                 limits=limits,
                 channel_ids=(definition.channel_id, function.channel_id),
+                occurrence_id=request.occurrence_id,
             )
         except ValueError as exc:
             return Outcome(RunStatus.FAILED, domain.clip(str(exc)), _about(function))
@@ -243,6 +244,7 @@ class FunctionExecutor:
                 state=function.state if request.state is None else request.state,
                 limits=Limits.from_function_limits(function.limits),
                 channel_ids=(function.channel_id,),
+                occurrence_id=None,
             )
         except ValueError as exc:
             return FunctionTestReply(error_code="invalid", error_message=str(exc))
@@ -264,21 +266,20 @@ class FunctionExecutor:
         state: Mapping[str, Any],
         limits: Limits,
         channel_ids: tuple[str | None, ...],
+        occurrence_id: str | None,
     ) -> FunctionResult:
         bridge = RunBridge(
             client=self._client,
             gateway=self._gateway,
-            sessions=self._session_of,
             channel_ids=channel_ids,
+            occurrence_id=occurrence_id,
+            deadline=run_deadline(limits.timeout_ms),
         )
         ctx_input = FunctionInput(chrono=chrono, extras=extras, state=state, env=self._env)
         result = await self._pool.run_function(function.code, ctx_input, bridge, limits)
         self._metrics.terminations.labels(result.termination.value).inc()
         self._metrics.cpu.observe(result.usage.js_ms / 1000)
         return result
-
-    async def _session_of(self, channel_id: str) -> str | None:
-        return await db.channel_session(self._engine, channel_id)
 
 
 def _about(function: StoredFunction) -> dict[str, JsonValue]:

@@ -43,9 +43,10 @@ class ExecutorFunctionSettings(BaseServiceSettings):
     )
     #: Comma-separated names of environment variables ``ctx.env`` may read.
     env_allowlist: str = Field(default="", validation_alias="FUNCTION_ENV_ALLOWLIST")
-    #: How long ``ctx.message.send`` waits for the waha-gateway's answer.
+    #: How long ``ctx.message.send`` waits for the waha-gateway's answer (the gateway itself
+    #: may hold a send up to 10 s for its pacing).
     message_timeout_seconds: float = Field(
-        default=15.0, gt=0, le=300, validation_alias="FUNCTION_MESSAGE_TIMEOUT_SECONDS"
+        default=30.0, gt=0, le=300, validation_alias="FUNCTION_MESSAGE_TIMEOUT_SECONDS"
     )
     #: Compare-and-set attempts when saving ``ctx.state`` against concurrent runs.
     state_write_attempts: int = Field(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +33,7 @@ from chronoflow_contracts.runs import (
     run_request_msg_id,
 )
 from chronoflow_contracts.schedule import NormalizedSchedule
+from chronoflow_contracts.waha import SendErrorCode, WahaSendReply, WahaSendRequest
 from chronoflow_executor_function.app import create_app
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
 from chronoflow_platform.publishing import publish_event
@@ -48,7 +48,7 @@ USERS = [
 
 @dataclass(frozen=True, slots=True)
 class SentText:
-    """One send the stand-in gateway accepted."""
+    """One text the stand-in gateway accepted."""
 
     session: str
     chat_id: str
@@ -57,19 +57,28 @@ class SentText:
 
 @dataclass
 class GatewayStandIn:
-    """Answers ``WAHA_SEND_SUBJECT`` like the waha-gateway: records the send, returns a message.
+    """Answers ``WAHA_SEND_SUBJECT`` as the waha-gateway's contract says (``chronoflow_contracts
+    .waha``): resolves ``channelId`` through ``sessions``, sends once per idempotency key.
 
-    ``refuse`` (a chat id → error text) makes it answer ``{"error": ...}`` for that chat.
+    ``refuse`` (chat id → reply) answers that reply for a chat; ``pace`` (chat id → n) answers
+    the first n requests for a chat with a retryable ``paced`` refusal.
     """
 
     nc: NatsClient
+    sessions: dict[str, str] = field(default_factory=dict)
+    refuse: dict[str, WahaSendReply] = field(default_factory=dict)
+    pace: dict[str, int] = field(default_factory=dict)
+    pace_retry_after: float = 0.1
     sent: list[SentText] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)
+    requests: list[WahaSendRequest] = field(default_factory=list)
+    _keys: dict[str, str] = field(default_factory=dict)
     _sub: Subscription | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     async def __aenter__(self) -> GatewayStandIn:
-        self._sub = await self.nc.subscribe(names.WAHA_SEND_SUBJECT, cb=self._answer)
+        self._sub = await self.nc.subscribe(
+            names.WAHA_SEND_SUBJECT, queue=names.WAHA_GATEWAY_QUEUE, cb=self._answer
+        )
         await self.nc.flush()
         return self
 
@@ -83,15 +92,44 @@ class GatewayStandIn:
             await self._sub.unsubscribe()
 
     async def _answer(self, msg: Msg) -> None:
-        body = json.loads(msg.data)
-        chat_id = body["chatId"]
-        if chat_id in self.refuse:
-            await msg.respond(json.dumps({"error": self.refuse[chat_id], "status": 422}).encode())
-            return
-        self.sent.append(SentText(session=body["session"], chat_id=chat_id, text=body["text"]))
-        key = next(self._ids)
-        answer = {"id": f"true_{chat_id}_{key:08d}", "to": chat_id, "session": body["session"]}
-        await msg.respond(json.dumps(answer).encode())
+        reply = self._reply(WahaSendRequest.model_validate_json(msg.data))
+        await msg.respond(reply.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+    def _reply(self, request: WahaSendRequest) -> WahaSendReply:
+        self.requests.append(request)
+        chat = request.chat_id
+        session = request.session or self.sessions.get(request.channel_id or "")
+        if session is None:
+            return WahaSendReply(
+                ok=False,
+                code=SendErrorCode.UNKNOWN_CHANNEL,
+                error=f"channel {request.channel_id} does not exist (or is not a WAHA channel)",
+            )
+        if chat in self.refuse:
+            return self.refuse[chat]
+        if self.pace.get(chat, 0) > 0:
+            self.pace[chat] -= 1
+            return WahaSendReply(
+                ok=False,
+                code=SendErrorCode.PACED,
+                error=f"session '{session}' sends at most 1 text(s) per second",
+                retryable=True,
+                retry_after=self.pace_retry_after,
+            )
+        key = request.idempotency_key
+        if key is not None and key in self._keys:
+            return WahaSendReply(
+                ok=True,
+                message_id=self._keys[key],
+                session=session,
+                chat_id=chat,
+                deduplicated=True,
+            )
+        self.sent.append(SentText(session=session, chat_id=chat, text=request.text))
+        message_id = f"true_{chat}_{next(self._ids):08d}"
+        if key is not None:
+            self._keys[key] = message_id
+        return WahaSendReply(ok=True, message_id=message_id, session=session, chat_id=chat)
 
 
 @dataclass

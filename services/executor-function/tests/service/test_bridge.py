@@ -13,17 +13,25 @@ import pytest
 
 from chronoflow_egress import EgressPolicy, build_client
 from chronoflow_executor_function.bridge import RunBridge
-from chronoflow_executor_function.gateway import WahaGateway, _refusal
+from chronoflow_executor_function.gateway import WahaGateway
 from chronoflow_executor_function.sandbox import HostOpError, HttpRequest, JsonValue
 
 
 class FakeGateway(WahaGateway):
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str, str]] = []
+        self.sent: list[tuple[str, str, str, str | None]] = []
 
-    async def send_text(self, session: str, chat_id: str, text: str) -> JsonValue:
-        self.sent.append((session, chat_id, text))
-        return {"id": "m1"}
+    async def send_text(
+        self,
+        channel_id: str,
+        chat_id: str,
+        text: str,
+        *,
+        idempotency_key: str | None,
+        deadline: float,
+    ) -> JsonValue:
+        self.sent.append((channel_id, chat_id, text, idempotency_key))
+        return {"messageId": "m1"}
 
 
 @pytest.fixture
@@ -33,13 +41,19 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield guarded
 
 
-def bridge(client: httpx.AsyncClient, gateway: FakeGateway, *channels: str | None) -> RunBridge:
-    sessions = {"ch-1": "vendas"}
-
-    async def lookup(channel_id: str) -> str | None:
-        return sessions.get(channel_id)
-
-    return RunBridge(client=client, gateway=gateway, sessions=lookup, channel_ids=channels)
+def bridge(
+    client: httpx.AsyncClient,
+    gateway: FakeGateway,
+    *channels: str | None,
+    occurrence: str | None = "occ-1",
+) -> RunBridge:
+    return RunBridge(
+        client=client,
+        gateway=gateway,
+        channel_ids=channels,
+        occurrence_id=occurrence,
+        deadline=float("inf"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,17 +73,35 @@ async def test_refused_destinations_become_host_op_errors(
         await bridge(client, FakeGateway()).http_request(HttpRequest(method="GET", url=url))
 
 
-async def test_messages_go_to_the_chrono_channel_first_with_normalised_numbers(
+async def test_messages_go_to_the_first_channel_set_with_normalised_numbers(
     client: httpx.AsyncClient,
 ) -> None:
     gateway = FakeGateway()
-    run = bridge(client, gateway, None, "ch-1")
-    assert await run.send_message("+55 (11) 99999-9999", "oi") == {"id": "m1"}
+    run = bridge(client, gateway, None, "ch-function")
+    assert await run.send_message("+55 (11) 99999-9999", "oi") == {"messageId": "m1"}
     await run.send_message("120363000000000000@g.us", "grupo")
-    assert gateway.sent == [
-        ("vendas", "5511999999999@c.us", "oi"),
-        ("vendas", "120363000000000000@g.us", "grupo"),
+    await run.send_message("5511999999999@c.us", "oi")
+    assert [sent[:3] for sent in gateway.sent] == [
+        ("ch-function", "5511999999999@c.us", "oi"),
+        ("ch-function", "120363000000000000@g.us", "grupo"),
+        ("ch-function", "5511999999999@c.us", "oi"),
     ]
+    keys = [sent[3] for sent in gateway.sent]
+    assert all(key is not None and key.startswith("fn:occ-1:") for key in keys)
+    # The same text to the same chat twice in one run is two texts, not one.
+    assert len(set(keys)) == 3
+    # A run of the same occurrence executed again asks with the same keys.
+    again = FakeGateway()
+    rerun = bridge(client, again, "ch-chrono", "ch-function")
+    await rerun.send_message("+5511999999999", "oi")
+    assert again.sent[0][0] == "ch-chrono"
+    assert again.sent[0][3] == keys[0]
+
+
+async def test_tests_send_without_idempotency_keys(client: httpx.AsyncClient) -> None:
+    gateway = FakeGateway()
+    await bridge(client, gateway, "ch", occurrence=None).send_message("+5511999999999", "x")
+    assert gateway.sent[0][3] is None
 
 
 async def test_message_refusals_are_clear(client: httpx.AsyncClient) -> None:
@@ -77,15 +109,3 @@ async def test_message_refusals_are_clear(client: httpx.AsyncClient) -> None:
         await bridge(client, FakeGateway(), "ch-1").send_message("not a number", "x")
     with pytest.raises(HostOpError, match="neither the chrono nor the function has a channel"):
         await bridge(client, FakeGateway()).send_message("+5511999999999", "x")
-    with pytest.raises(HostOpError, match="channel gone does not exist"):
-        await bridge(client, FakeGateway(), "gone").send_message("+5511999999999", "x")
-
-
-def test_gateway_refusals_are_read_from_its_answer() -> None:
-    assert _refusal({"id": "true_x"}) is None
-    assert _refusal(["anything"]) is None
-    assert _refusal({"error": "session not WORKING"}) == "session not WORKING"
-    assert _refusal({"error": {"message": "rate limited"}, "status": 429}) == (
-        "rate limited (WAHA status 429)"
-    )
-    assert _refusal({"ok": False}) == "the waha-gateway refused the message"

@@ -17,6 +17,7 @@ from chronoflow_egress.signing import generate_secret
 from chronoflow_executor_http.consumer import ConsumerOptions, WorkConsumer
 from chronoflow_executor_http.handlers import RunRequestHandler
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_http.recording import EventRecorder
 from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.settings import ExecutorHttpSettings
 from chronoflow_platform.header_secrets import HeaderCipher
@@ -72,8 +73,11 @@ def create_app(
             resolver=resolver,
         )
         runtime.state["client"] = client
+        recorder = EventRecorder(runtime.nc, runtime.js)
+        runtime.state["recorder"] = recorder
         executor = WebhookExecutor(
             js=runtime.js,
+            recorder=recorder,
             client=client,
             secrets=secrets,
             cipher=cipher,
@@ -85,6 +89,7 @@ def create_app(
             metrics=metrics,
         )
         consumer = WorkConsumer(
+            runtime.nc,
             runtime.js,
             RunRequestHandler(executor, metrics, max_deliver=settings.max_deliver),
             ConsumerOptions(
@@ -106,6 +111,9 @@ def create_app(
         )
 
     async def stop(runtime: Runtime) -> None:
+        recorder: EventRecorder | None = runtime.state.get("recorder")
+        if recorder is not None:
+            await recorder.close()
         client = runtime.state.get("client")
         if client is not None:
             await client.aclose()

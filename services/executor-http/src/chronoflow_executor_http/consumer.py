@@ -1,16 +1,25 @@
-"""The durable pull consumer on ``cf.work.http``: batch fetches, bounded concurrency, keep-alive."""
+"""The durable pull consumer on ``cf.work.http``: continuous pulls, bounded concurrency, keep-alive.
+
+nats-py's ``fetch`` waits, once a first message has come, until the whole batch is filled or
+the request expires, so a trickle of due runs would wait there. This consumer keeps pull
+requests open instead (as nats.go's ``Consume`` does) and hands each message to a handler the
+moment it arrives: it asks for as many messages as it has free slots, and asks again as runs
+finish.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import nats.errors
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -19,8 +28,9 @@ from chronoflow_contracts import names
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Msg], Coroutine[Any, Any, None]]
-#: How long one pull request waits for work before asking again.
-FETCH_WAIT_S = 5.0
+_STATUS = "Status"
+_PENDING_MESSAGES = "Nats-Pending-Messages"
+_HEARTBEAT = "100"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +43,10 @@ class ConsumerOptions:
     max_deliver: int
     max_ack_pending: int
     shutdown_grace_s: float
+    #: How long one pull request stays open at the server.
+    pull_expires_s: float = 30.0
+    #: The server proves an open pull request is alive this often when no message flows.
+    pull_heartbeat_s: float = 5.0
 
 
 def consumer_config(options: ConsumerOptions) -> ConsumerConfig:
@@ -46,30 +60,49 @@ def consumer_config(options: ConsumerOptions) -> ConsumerConfig:
         ack_wait=options.ack_wait_s,
         max_deliver=options.max_deliver,
         max_ack_pending=options.max_ack_pending,
-        # Pull requests of every replica at once, each asking for up to a batch.
+        # Open pull requests of every replica at once.
         max_waiting=512,
     )
 
 
 class WorkConsumer:
-    """Fetches as many messages as there are free slots and handles each in its own task.
+    """Keeps pull requests open for as many messages as there are free slots.
 
-    One slot per message from fetch to ack: the process never holds more unfinished work than
-    ``concurrency``. Messages held longer than a third of ``ack_wait`` get an in-progress ack
-    every third of ``ack_wait``, so a long request is not redelivered while it runs, while a
-    crashed replica's messages come back after ``ack_wait``.
+    ``credit`` counts messages asked for and not yet received. A run finishing frees a slot;
+    once a quarter of a batch is free (or nothing is asked for at all) the consumer asks for
+    more. A pull request that expires reports how many of its messages never came, which are
+    taken off the credit; if the server goes quiet beyond its heartbeats, the credit is
+    forgotten and asked for again. Should more arrive than there are slots, the extra wait
+    for one (and get in-progress acks meanwhile): concurrency never exceeds the limit.
+
+    Messages held longer than a third of ``ack_wait`` get an in-progress ack every third of
+    ``ack_wait``, so a long request is not redelivered while it runs, while a crashed
+    replica's messages come back after ``ack_wait``.
     """
 
-    def __init__(self, js: JetStreamContext, handler: Handler, options: ConsumerOptions) -> None:
+    def __init__(
+        self, nc: NatsClient, js: JetStreamContext, handler: Handler, options: ConsumerOptions
+    ) -> None:
+        self._nc = nc
         self._js = js
         self._handler = handler
         self._options = options
         self._slots = asyncio.Semaphore(options.concurrency)
         self._inflight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
+        self._credit = 0
+        self._threshold = max(1, options.batch // 4)
+        self._heard = 0.0
+        self._inbox = ""
+        self._pull_subject = (
+            f"$JS.API.CONSUMER.MSG.NEXT.{names.WORK_STREAM}.{names.EXECUTOR_DURABLES['http']}"
+        )
+        self._sub: Subscription | None = None
+        self._stopping = False
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def inflight(self) -> int:
-        """Messages being handled right now."""
+        """Messages held right now (running, or waiting for a slot)."""
         return len(self._inflight)
 
     async def ensure(self) -> None:
@@ -78,61 +111,109 @@ class WorkConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; then let runs in flight finish within the grace period."""
-        sub = await self._js.pull_subscribe_bind(
-            names.EXECUTOR_DURABLES["http"], stream=names.WORK_STREAM
-        )
-        keep_alive = asyncio.create_task(self._keep_alive(), name="executor-http-keepalive")
+        loop = asyncio.get_running_loop()
+        self._inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
+        self._heard = loop.time()
+        keep_alive = loop.create_task(self._keep_alive(), name="executor-http-keepalive")
         try:
             while True:
-                wanted = await self._take_slots()
-                msgs = await self._fetch(sub, wanted)
-                for _ in range(wanted - len(msgs)):
-                    self._slots.release()
-                for msg in msgs:
-                    self._start(msg)
+                await self._top_up()
+                await asyncio.sleep(self._options.pull_heartbeat_s)
+                quiet = loop.time() - self._heard
+                if self._credit and quiet > 3 * self._options.pull_heartbeat_s:
+                    # Neither messages nor heartbeats: the requests are gone (a server
+                    # restart, a reconnect). Forget them and ask again.
+                    log.warning("pull requests went quiet; asking again")
+                    self._credit = 0
         finally:
+            self._stopping = True
             # Stop taking work first: a message handed back while this subscription still
             # listens would be delivered straight back to it and wait out ack_wait.
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await self._sub.unsubscribe()
             await self._finish_inflight()
             keep_alive.cancel()
 
-    async def _take_slots(self) -> int:
-        await self._slots.acquire()
-        wanted = 1
-        # Without waiting: as many more free slots as one batch may use.
-        while wanted < self._options.batch and not self._slots.locked():
-            await self._slots.acquire()
-            wanted += 1
-        return wanted
+    def _wanted(self) -> int:
+        """How many more messages to ask for now (0: not worth a request yet)."""
+        if self._stopping:
+            return 0
+        wanted = self._options.concurrency - len(self._inflight) - self._credit
+        if wanted >= self._threshold or (wanted > 0 and self._credit == 0):
+            return wanted
+        return 0
 
-    async def _fetch(self, sub: JetStreamContext.PullSubscription, wanted: int) -> list[Msg]:
-        try:
-            return await sub.fetch(wanted, timeout=FETCH_WAIT_S)
-        except TimeoutError:
-            return []
-        except nats.errors.Error as exc:
-            # Disconnected or reconnecting: the client reconnects by itself; ask again soon.
-            log.warning("fetch failed: %s", exc)
-            await asyncio.sleep(0.5)
-            return []
-        except BaseException:
-            for _ in range(wanted):
-                self._slots.release()
-            raise
+    async def _top_up(self) -> None:
+        wanted = self._wanted()
+        if not wanted or not self._nc.is_connected:
+            return
+        while wanted > 0:
+            batch = min(wanted, self._options.batch)
+            request = {
+                "batch": batch,
+                "expires": int(self._options.pull_expires_s * 1e9),
+                "idle_heartbeat": int(self._options.pull_heartbeat_s * 1e9),
+            }
+            self._credit += batch
+            wanted -= batch
+            try:
+                await self._nc.publish(
+                    self._pull_subject, json.dumps(request).encode(), reply=self._inbox
+                )
+            except Exception as exc:  # disconnected: the watchdog asks again later
+                log.warning("pull request failed: %s", exc)
+                self._credit = 0
+                return
+
+    async def _on_message(self, msg: Msg) -> None:
+        self._heard = asyncio.get_running_loop().time()
+        status = msg.headers.get(_STATUS) if msg.headers else None
+        if status is None and msg.reply:
+            self._credit = max(0, self._credit - 1)
+            self._start(msg)
+            return
+        if status == _HEARTBEAT:
+            return
+        # A request ended (408 expired, 409 ...): what it still owed will not come.
+        pending = msg.headers.get(_PENDING_MESSAGES) if msg.headers else None
+        if pending is not None and pending.isdigit():
+            self._credit = max(0, self._credit - int(pending))
+            await self._top_up()
+            return
+        # Not knowing what is still owed, forget it all and ask again shortly: at once could
+        # spin against a server that keeps refusing (a consumer being deleted or moved).
+        log.info("pull request ended with status %s; asking again", status)
+        self._credit = 0
+        asyncio.get_running_loop().call_later(0.5, self._spawn_top_up)
 
     def _start(self, msg: Msg) -> None:
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._handler(msg))
+        task = loop.create_task(self._handle(msg))
         self._inflight[task] = (msg, loop.time())
         task.add_done_callback(self._done)
 
+    async def _handle(self, msg: Msg) -> None:
+        async with self._slots:
+            await self._handler(msg)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
-        self._slots.release()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("handler crashed", exc_info=exc)
+        if self._wanted():
+            self._spawn_top_up()
+
+    def _spawn_top_up(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._top_up())
+        # Held until done: the event loop keeps only weak references to tasks.
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("asking for more work failed: %s", exc)
 
     async def _keep_alive(self) -> None:
         period = self._options.ack_wait_s / 3

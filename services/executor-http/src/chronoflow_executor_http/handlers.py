@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 
 from nats.aio.msg import Msg
-from opentelemetry import propagate, trace
 from pydantic import ValidationError
 
-from chronoflow_contracts import UnknownEventError, decode, names
+from chronoflow_contracts import Event, UnknownEventError, decode, names
 from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import RunRequested
-from chronoflow_executor_http import domain
 from chronoflow_executor_http.metrics import ExecutorMetrics
 from chronoflow_executor_http.service import WebhookExecutor
 from chronoflow_platform.logs import chrono_id_var, run_id_var
+from chronoflow_platform.telemetry import consumer_span, tracing_active
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("chronoflow.executor_http")
 
 #: Longest pause before a message whose handling crashed is offered again.
 MAX_REDELIVERY_DELAY_S = 30.0
@@ -30,12 +28,14 @@ class UnprocessableMessageError(ValueError):
 def decode_request(msg: Msg) -> RunRequested:
     """The RunRequested in ``msg``, upcast to the latest version."""
     headers = msg.headers or {}
+    event_type = headers.get(names.EVENT_TYPE, RunRequested.TYPE)
     try:
-        event = decode(
-            headers.get(names.EVENT_TYPE, RunRequested.TYPE),
-            int(headers.get(names.EVENT_VERSION, "1")),
-            msg.data,
-        )
+        version = int(headers.get(names.EVENT_VERSION, "1"))
+        if event_type == RunRequested.TYPE and version == RunRequested.VERSION:
+            # The common case, parsed straight from JSON by pydantic-core.
+            event: Event = RunRequested.model_validate_json(msg.data)
+        else:
+            event = decode(event_type, version, msg.data)
     except (UnknownEventError, ValidationError, ValueError) as exc:
         raise UnprocessableMessageError(f"undecodable message: {exc}") from exc
     if not isinstance(event, RunRequested):
@@ -61,9 +61,9 @@ class RunRequestHandler:
 
     async def __call__(self, msg: Msg) -> None:
         meta = msg.metadata
-        self._metrics.pending.labels(domain.TARGET).set(meta.num_pending)
+        self._metrics.http_pending.set(meta.num_pending)
         if meta.num_delivered > 1:
-            self._metrics.redeliveries.labels(domain.TARGET).inc()
+            self._metrics.http_redeliveries.inc()
         try:
             request = decode_request(msg)
         except UnprocessableMessageError as exc:
@@ -72,8 +72,16 @@ class RunRequestHandler:
             return
         chrono_id_var.set(request.chrono_id)
         run_id_var.set(request.run_id)
-        context = propagate.extract(msg.headers or {})
-        with tracer.start_as_current_span("executor-http run", context=context):
+        if not tracing_active():
+            # No tracer installed: skip building a no-op span for every run.
+            await self._run(msg, request, meta.num_delivered)
+            return
+        attributes = {
+            "chronoflow.chrono_id": request.chrono_id,
+            "chronoflow.run_id": request.run_id,
+            "chronoflow.attempt": str(request.attempt),
+        }
+        with consumer_span("executor-http run", msg.headers, attributes):
             await self._run(msg, request, meta.num_delivered)
 
     async def _run(self, msg: Msg, request: RunRequested, delivery: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import random
 import time
@@ -29,6 +31,7 @@ from chronoflow_egress.signing import webhook_headers
 from chronoflow_executor_http import domain
 from chronoflow_executor_http.domain import Outcome, Verdict
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_http.recording import EventRecorder, Stored
 from chronoflow_platform.header_secrets import PREFIX, HeaderCipher, is_sensitive
 from chronoflow_platform.publishing import publish_event
 
@@ -64,6 +67,7 @@ class WebhookExecutor:
         self,
         *,
         js: JetStreamContext,
+        recorder: EventRecorder,
         client: httpx.AsyncClient,
         secrets: Sequence[str],
         cipher: HeaderCipher | None,
@@ -74,6 +78,7 @@ class WebhookExecutor:
         if not secrets:
             raise ValueError("at least one webhook secret is needed to sign requests")
         self._js = js
+        self._recorder = recorder
         self._client = client
         self._secrets = list(secrets)
         self._cipher = cipher
@@ -87,21 +92,25 @@ class WebhookExecutor:
         started_at = utc_now()
         if request.attempt == 1:
             lateness = (started_at - request.scheduled_for).total_seconds()
-            self._metrics.lateness.labels(domain.TARGET).observe(max(lateness, 0.0))
+            self._metrics.http_lateness.observe(max(lateness, 0.0))
         started = RunStarted(
             **_identity(request),
             target_type=TargetType.HTTP,
             started_at=started_at,
         )
-        await publish_event(
-            self._js, subject, started, msg_id=domain.started_msg_id(request.run_id)
+        # Stored while the request is out; awaited before the outcome, so history reads
+        # RunStarted then RunCompleted.
+        started_stored = self._recorder.record(
+            subject, started, msg_id=domain.started_msg_id(request.run_id)
         )
+        started_stored.add_done_callback(_observed)
 
         clock = time.perf_counter()
         attempt = await self._attempt(request)
         elapsed = time.perf_counter() - clock
         finished_at = utc_now()
         self._observe(attempt, elapsed)
+        await started_stored
 
         policy = request.definition.config.retry
         due = domain.next_attempt(
@@ -115,15 +124,15 @@ class WebhookExecutor:
             elapsed=elapsed,
             due=due,
         )
-        ack = await publish_event(
-            self._js, subject, completed, msg_id=domain.completed_msg_id(request.run_id)
+        stored = await self._recorder.record(
+            subject, completed, msg_id=domain.completed_msg_id(request.run_id)
         )
-        if ack.duplicate:
+        if stored.duplicate:
             # An earlier delivery recorded this attempt; its outcome is the one that counts.
-            completed = await self._recorded(ack.seq) or completed
+            completed = await self._recorded(stored.seq) or completed
             due = _next_attempt_at(completed)
         else:
-            self._metrics.runs.labels(domain.TARGET, completed.status.value).inc()
+            self._metrics.run(completed.status.value).inc()
         if completed.will_retry and due is not None:
             await self._schedule_retry(request, completed, due)
         return completed
@@ -140,14 +149,13 @@ class WebhookExecutor:
             duration_ms=0,
             error_message=domain.clip(reason),
         )
-        ack = await publish_event(
-            self._js,
+        stored = await self._recorder.record(
             names.runs_subject(request.chrono_id),
             completed,
             msg_id=domain.completed_msg_id(request.run_id),
         )
-        if not ack.duplicate:
-            self._metrics.runs.labels(domain.TARGET, completed.status.value).inc()
+        if not stored.duplicate:
+            self._metrics.run(completed.status.value).inc()
 
     async def _attempt(self, request: RunRequested) -> Attempt:
         definition = request.definition
@@ -165,15 +173,22 @@ class WebhookExecutor:
         signature = webhook_headers(self._secrets, request.occurrence_id, body or b"")
         limit = domain.timeout_s(definition, self._limits.default_timeout_ms)
         try:
-            outgoing = self._client.build_request(
+            headers = httpx.Headers(self._client.headers)
+            headers.update(domain.request_headers(user_headers, body, signature))
+            # What client.build_request does, minus merging cookies and a base URL, which
+            # this client never has; the URL is parsed once per distinct string.
+            outgoing = httpx.Request(
                 method,
-                definition.url,
+                _parsed_url(definition.url),
                 content=body,
-                headers=domain.request_headers(user_headers, body, signature),
-                timeout=limit,
+                headers=headers,
+                extensions={"timeout": httpx.Timeout(limit).as_dict()},
             )
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return _refused(f"invalid request: {type(exc).__name__}: {exc}")
+        except ValueError as exc:
+            # A header value httpx cannot encode; its text could quote a secret value.
+            return _refused(f"invalid request: {type(exc).__name__} in a header")
         return await self._send(outgoing, definition, limit)
 
     async def _send(
@@ -210,11 +225,9 @@ class WebhookExecutor:
 
     def _observe(self, attempt: Attempt, elapsed: float) -> None:
         status = attempt.response.status if attempt.response is not None else None
-        self._metrics.responses.labels(
-            domain.status_class(status), attempt.verdict.outcome.value
-        ).inc()
+        self._metrics.response(domain.status_class(status), attempt.verdict.outcome).inc()
         if attempt.verdict.outcome not in (Outcome.BLOCKED, Outcome.REJECTED):
-            self._metrics.duration.labels(domain.TARGET).observe(elapsed)
+            self._metrics.http_duration.observe(elapsed)
 
     def _completed(
         self,
@@ -295,7 +308,7 @@ class WebhookExecutor:
                     names.DUE_AT: due.isoformat(),
                 },
             )
-        self._metrics.retries.labels(domain.TARGET).inc()
+        self._metrics.http_retries.inc()
 
 
 class _Identity(TypedDict):
@@ -307,6 +320,17 @@ class _Identity(TypedDict):
     attempt: int
     correlation_id: str | None
     causation_id: str | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_url(url: str) -> httpx.URL:
+    return httpx.URL(url)
+
+
+def _observed(future: asyncio.Future[Stored]) -> None:
+    # A failure surfaces where the future is awaited; a run that ended early never awaits it.
+    if not future.cancelled():
+        future.exception()
 
 
 def _identity(request: RunRequested) -> _Identity:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from chronoflow_platform.service import Runtime, create_service_app
-from chronoflow_scheduler.service import Scheduler, quiet_garbage_collector
+from chronoflow_scheduler.service import Scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 
 
@@ -25,7 +25,6 @@ def create_app(settings: SchedulerSettings) -> FastAPI:
         for name, loop in scheduler.loops():
             runtime.spawn(loop, name=name)
         runtime.state["scheduler"] = scheduler
-        quiet_garbage_collector()
 
     async def shutdown(runtime: Runtime) -> None:
         scheduler: Scheduler | None = runtime.state.get("scheduler")

@@ -106,6 +106,8 @@ class FireConsumer:
                     self._room.clear()
                     await self._room.wait()
                     continue
+                await self._service.intake.wait_for_room(self._batch)
+                room = min(room, 2 * self._batch - self._service.intake.unprepared)
                 try:
                     msgs = await _fetch(sub, min(self._batch, room), _IDLE_FETCH_SECONDS)
                 except NotFoundError:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from chronoflow_contracts.runs import SkipReason
+
 #: Fine at the bottom (the target is tens of milliseconds), coarse at the top (misfires).
 LATENESS_BUCKETS = (
     0.001,
@@ -49,7 +51,7 @@ class SchedulerMetrics:
     @classmethod
     def register(cls, registry: CollectorRegistry) -> SchedulerMetrics:
         """Create the metrics on a service's registry."""
-        return cls(
+        metrics = cls(
             lateness=Histogram(
                 "chronoflow_schedule_fire_lateness_seconds",
                 "Seconds between an occurrence's due instant and its RunRequested being stored",
@@ -110,3 +112,7 @@ class SchedulerMetrics:
                 registry=registry,
             ),
         )
+        # Every skip reason exists from the start at 0, so rate() and alerts see the first one.
+        for reason in SkipReason:
+            metrics.skips.labels(reason=reason.value)
+        return metrics

@@ -32,7 +32,7 @@ _RECONCILE_RETRY_SECONDS = 5.0
 
 
 def quiet_garbage_collector() -> None:
-    """Keep Python's full garbage collections from delaying releases (call once started).
+    """Keep Python's full garbage collections from delaying releases (call once, at start).
 
     A full collection walks every tracked object and stops the event loop meanwhile: with
     the start-up objects (modules, classes, validators) and a few thousand held fires that
@@ -127,7 +127,7 @@ class Scheduler:
         return [
             ("scheduler-work-batcher", self.batcher.run()),
             ("scheduler-fire", self.fire_consumer.run()),
-            ("scheduler-keepalive", self.fire.keepalive()),
+            ("scheduler-keepalive", self.fire.intake.keepalive()),
             ("scheduler-events", self.events_consumer.run()),
             ("scheduler-reconcile", self._maintain()),
         ]

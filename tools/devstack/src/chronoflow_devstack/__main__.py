@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Mapping
@@ -145,6 +146,26 @@ class DevStack:
             path.chmod(0o600)
         return path.read_text().strip()
 
+    def _simulator_env(self) -> dict[str, str]:
+        """Wire the WAHA simulator to the gateway the way a real WAHA would be wired.
+
+        Fresh keys per run: the simulator keeps its sessions in memory, so nothing outlives
+        the run that would need them. The ``default`` session starts with the simulator and
+        pairs itself after two seconds, so the seeded channel turns WORKING on its own and
+        its status webhooks (HMAC-signed) reach the gateway.
+        """
+        api_key = self.env.get("WAHA_API_KEY") or secrets.token_urlsafe(24)
+        hmac_key = self.env.get("WAHA_WEBHOOK_HMAC_KEY") or secrets.token_urlsafe(24)
+        gateway = f"http://127.0.0.1:{self.api_port + 5}"
+        return {
+            "WAHA_API_KEY": api_key,
+            "WAHA_WEBHOOK_HMAC_KEY": hmac_key,
+            "WHATSAPP_HOOK_URL": f"{gateway}/waha/webhooks/sessions/status",
+            "WHATSAPP_HOOK_HMAC_KEY": hmac_key,
+            "WHATSAPP_START_SESSION": "default",
+            "WAHA_SIM_AUTO_PAIR_SECONDS": self.env.get("WAHA_SIM_AUTO_PAIR_SECONDS", "2"),
+        }
+
     async def _start_services(self, nats_url: str, database_url: str, secrets_key: str) -> None:
         waha_sim = not self.env.get("WAHA_BASE_URL")
         sim_port = self.api_port + 6
@@ -161,6 +182,8 @@ class DevStack:
             "CHRONOFLOW_SECRETS_KEY": secrets_key,
             "PYTHONUNBUFFERED": "1",
         }
+        if waha_sim:
+            env.update(self._simulator_env())
         self.service_env = env
         for i, spec in enumerate(_services(self.api_port, waha_sim)):
             proc = await asyncio.create_subprocess_exec(

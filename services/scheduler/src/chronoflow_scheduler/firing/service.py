@@ -16,22 +16,11 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from chronoflow_contracts import utc_now
-from chronoflow_contracts.chrono import ChronoFinished
-from chronoflow_contracts.runs import (
-    RunRequested,
-    RunSkipped,
-    SkipReason,
-    Trigger,
-    occurrence_id,
-    run_id,
-    run_request_msg_id,
-)
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_platform.logs import chrono_id_var
 from chronoflow_scheduler.domain import (
@@ -45,14 +34,14 @@ from chronoflow_scheduler.domain import (
 )
 from chronoflow_scheduler.emitter import Emitter, PreparedWork
 from chronoflow_scheduler.eventlog import ChangeWatch, EventLog, Verdict, Watch
+from chronoflow_scheduler.firing.intake import Intake, Ticket
+from chronoflow_scheduler.firing.outcomes import Outcomes
 from chronoflow_scheduler.holding import ReleaseGate
 from chronoflow_scheduler.metrics import SchedulerMetrics
 from chronoflow_scheduler.readmodel import ChronoRow, ReadModel
-from chronoflow_scheduler.schedules import ArmPolicy, ScheduleStore
+from chronoflow_scheduler.schedules import ScheduleStore
 
 log = logging.getLogger(__name__)
-
-_FINISH_RACES = 10
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,6 @@ class FireService:
         metrics: SchedulerMetrics,
         timing: FireTiming,
     ) -> None:
-        self._store = store
         self._events = events
         self._watch = watch
         self._readmodel = readmodel
@@ -109,21 +97,41 @@ class FireService:
         self._timing = timing
         self._keepalive = keepalive_interval(timing.ack_wait_seconds)
         self._gate = ReleaseGate()
-        self._held: dict[_Held, Msg] = {}
         self._preparing = asyncio.Semaphore(timing.prepare_concurrency)
+        self._intake = Intake(
+            ack_wait_seconds=timing.ack_wait_seconds,
+            retry_delay_seconds=timing.retry_delay_seconds,
+        )
+        self._outcomes = Outcomes(
+            store=store,
+            events=events,
+            readmodel=readmodel,
+            emitter=emitter,
+            metrics=metrics,
+            running_stale_seconds=timing.running_stale_seconds,
+        )
+
+    @property
+    def intake(self) -> Intake:
+        """The messages in hand (the consumer asks it for room; a loop keeps them alive)."""
+        return self._intake
 
     async def handle(self, msg: Msg) -> None:
         """Process one fired message to its acknowledgement, or hand it back for later."""
+        await self._intake.take(msg, self._handle)
+
+    async def _handle(self, msg: Msg, ticket: Ticket) -> bool:
+        """Process the message; True once acknowledged, False when handed back."""
         try:
             fire = ScheduleMessage.model_validate_json(msg.data)
         except ValidationError:
             log.warning("dropping unreadable fired message on %s", msg.subject)
             self._metrics.fires.labels("malformed").inc()
             await msg.ack()
-            return
+            return True
         token = chrono_id_var.set(fire.chrono_id)
         try:
-            outcome = await self._process(msg, fire)
+            outcome = await self._process(msg, fire, ticket)
         except asyncio.CancelledError:
             # Shutting down: give it back now so another replica takes it without waiting.
             with contextlib.suppress(Exception):
@@ -132,19 +140,20 @@ class FireService:
         except RetryLaterError as exc:
             log.info("fire of %s deferred: %s", fire.due_at.isoformat(), exc)
             await msg.nak(delay=self._timing.retry_delay_seconds)
-            return
+            return False
         except Exception:
             log.exception("fire of %s failed; it will be redelivered", fire.due_at.isoformat())
             self._metrics.publish_errors.labels("fire").inc()
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._timing.retry_delay_seconds)
-            return
+            return False
         finally:
             chrono_id_var.reset(token)
         await msg.ack()
         self._metrics.fires.labels(outcome).inc()
+        return True
 
-    async def _process(self, msg: Msg, fire: ScheduleMessage) -> str:
+    async def _process(self, msg: Msg, fire: ScheduleMessage, ticket: Ticket) -> str:
         self._metrics.arrival_lead.observe((fire.due_at - utc_now()).total_seconds())
         watch = self._watch.watch(fire.chrono_id)
         try:
@@ -159,6 +168,7 @@ class FireService:
                     return self._stale(fire, verdict)
                 held = self._prepare(fire, watch, row)
                 del row  # a burst holds thousands of fires: keep only what _Held needs
+            ticket.done()
             stored_at = await self._hold(msg, held)
             if stored_at is not None:
                 self._metrics.lateness.observe(lateness_seconds(fire.due_at, stored_at))
@@ -171,7 +181,7 @@ class FireService:
         if outcome != "stale":
             # Let a burst's runs go out before the bookkeeping that follows them.
             await self._emitter.quiet()
-            await self._continue(fire.chrono_id, held.schedule, plan, verdict)
+            await self._outcomes.carry_on(fire.chrono_id, held.schedule, plan, verdict)
         return outcome
 
     def _prepare(self, fire: ScheduleMessage, watch: Watch, row: ChronoRow) -> _Held:
@@ -184,7 +194,7 @@ class FireService:
             schedule=row.definition.schedule,
             overlap_check=row.definition.config.concurrency == 1,
             plan=plan,
-            work=self._encode(row, plan),
+            work=self._outcomes.encode(row, plan),
             released=asyncio.get_running_loop().create_future(),
         )
 
@@ -196,27 +206,14 @@ class FireService:
             self._release(held)
 
         self._gate.at(held.fire.due_at, release)
-        self._held[held] = msg
         self._metrics.held.inc()
         try:
             return await held.released
         finally:
             self._metrics.held.dec()
-            del self._held[held]
             self._gate.discard(held.fire.due_at, release)
             if not held.released.done():
                 held.released.cancel()
-
-    async def keepalive(self) -> None:
-        """Until cancelled: every so often, mark every held message as still in progress.
-
-        One loop for all held fires rather than a timer each: a burst holds thousands.
-        """
-        while True:
-            await asyncio.sleep(self._keepalive)
-            for msg in list(self._held.values()):
-                with contextlib.suppress(Exception):  # a lost one is redelivered: harmless
-                    await msg.in_progress()
 
     def _release(self, held: _Held) -> None:
         """At the due instant: hand the prepared run over, or wake the task for the slow path."""
@@ -258,7 +255,7 @@ class FireService:
         if not row.is_active:
             return self._stale(fire, verdict), held.plan, verdict
         plan = self._plan(row, fire, at=utc_now())
-        outcome = await self._emit(row, plan)
+        outcome = await self._outcomes.emit(row, plan)
         return outcome, plan, verdict
 
     @staticmethod
@@ -289,94 +286,3 @@ class FireService:
         if row is None:
             raise RetryLaterError(f"read model has not reached version {fire.chrono_version}")
         return row
-
-    def _encode(self, row: ChronoRow, plan: FirePlan) -> PreparedWork | None:
-        if plan.run is None:
-            return None
-        occurrence = occurrence_id(row.id, plan.run)
-        event = RunRequested(
-            chrono_id=row.id,
-            run_id=run_id(occurrence, 1),
-            occurrence_id=occurrence,
-            scheduled_for=plan.run,
-            trigger=Trigger.SCHEDULE,
-            attempt=1,
-            target_type=row.definition.target_type,
-            chrono_version=row.version,
-            chrono_name=row.definition.name,
-            definition=row.definition,
-            correlation_id=occurrence,
-        )
-        return self._emitter.prepare_run(event, msg_id=run_request_msg_id(row.id, plan.run, 1))
-
-    async def _emit(self, row: ChronoRow, plan: FirePlan) -> str:
-        outcome = "skipped"
-        if plan.run is not None:
-            if row.definition.config.concurrency == 1 and await self._readmodel.has_running(
-                row.id, stale_after=self._timing.running_stale_seconds
-            ):
-                await self._skip(row.id, plan.run, SkipReason.OVERLAP, 1)
-            else:
-                work = self._encode(row, plan)
-                assert work is not None
-                try:
-                    await self._emitter.send_run(work)
-                except Exception:
-                    self._metrics.publish_errors.labels("run_requested").inc()
-                    raise
-                self._metrics.lateness.observe(lateness_seconds(plan.run, utc_now()))
-                outcome = "run"
-        if plan.skipped is not None:
-            await self._skip(row.id, plan.skipped, SkipReason.MISSED, plan.skipped_count)
-        return outcome
-
-    async def _skip(
-        self, chrono_id: str, scheduled_for: datetime, reason: SkipReason, count: int
-    ) -> None:
-        occurrence = occurrence_id(chrono_id, scheduled_for)
-        event = RunSkipped(
-            chrono_id=chrono_id,
-            run_id=run_id(occurrence, 1),
-            occurrence_id=occurrence,
-            scheduled_for=scheduled_for,
-            trigger=Trigger.SCHEDULE,
-            attempt=1,
-            reason=reason,
-            coalesced=count,
-            correlation_id=occurrence,
-        )
-        try:
-            await self._emitter.run_skipped(event)
-        except Exception:
-            self._metrics.publish_errors.labels("run_skipped").inc()
-            raise
-        self._metrics.skips.labels(reason.value).inc(count)
-
-    async def _continue(
-        self, chrono_id: str, schedule: NormalizedSchedule, plan: FirePlan, verdict: Verdict
-    ) -> None:
-        """Arm the next occurrence, or finish a chrono that has none."""
-        if plan.next_due is not None:
-            try:
-                await self._store.arm(
-                    chrono_id, verdict.latest, plan.next_due, policy=ArmPolicy.ADVANCE
-                )
-            except Exception:
-                self._metrics.publish_errors.labels("schedule").inc()
-                raise
-            return
-        reason: Literal["ONE_SHOT_FIRED", "NO_NEXT_OCCURRENCE"] = (
-            "ONE_SHOT_FIRED" if schedule.type == "once" else "NO_NEXT_OCCURRENCE"
-        )
-        expected = verdict.latest
-        for _ in range(_FINISH_RACES):
-            finished = ChronoFinished(chrono_id=chrono_id, reason=reason)
-            if await self._emitter.chrono_finished(finished, expected_version=expected):
-                self._metrics.fires.labels("finished").inc()
-                return
-            # Something was appended meanwhile: if only triggers, finish after them.
-            again = await self._events.verify(chrono_id, expected)
-            if not again.holds:
-                return  # a newer definition or a pause decides the chrono's fate
-            expected = again.latest
-        raise RuntimeError("could not append ChronoFinished: the chrono keeps changing")

@@ -1,0 +1,496 @@
+"""Webhooks end to end: due RunRequested → executor-http → a local sink → projector → history.
+
+Starts a private nats-server (fsync on every write, as ``make run``) and PostgreSQL, the
+projector and N executor-http replicas as separate processes (as deployed), and a sink on
+127.0.0.1 inside this process. Then, per scenario:
+
+- ``burst``: N runs due at the same instant;
+- ``spread``: N runs due evenly over ``--spread-seconds``;
+- ``sustained``: a backlog of N runs due at once, measured as a steady drain rate.
+
+How runs become due (``--via``):
+
+- ``executor`` (default): each RunRequested waits in CF_WORK as a JetStream ``@at`` schedule
+  that nats-server moves to ``cf.work.http`` at the due instant — the same mechanism the
+  executor uses for its own retries, so nothing but nats-server stands between the due
+  instant and the executor;
+- ``scheduler``: the whole pipeline. One-shot ChronoCreated events are appended as the api
+  does, and the scheduler (its own process) fires them into the work queue.
+
+Printed per scenario: delivered, lost and duplicated runs (by ``webhook-id``), delivery
+lateness (sink arrival minus the due instant) p50/p99/max, drain rate, the time until the run
+history is complete after the last delivery, and the CPU each process used per run.
+
+    .venv/bin/python bench/bench_pipeline_http.py [--only burst,spread,sustained]
+        [--burst 10000] [--spread 10000] [--spread-seconds 30] [--sustained 30000]
+        [--replicas 1] [--concurrency 200] [--via executor|scheduler]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import uvloop
+from aiohttp import web
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chronoflow_contracts import encode, names, new_id, utc_now
+from chronoflow_contracts.chrono import ChronoCreated, ChronoDefinition
+from chronoflow_contracts.runs import run_request_msg_id
+from chronoflow_contracts.schedule import NormalizedSchedule
+from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, free_port
+from chronoflow_egress.signing import generate_secret
+from chronoflow_executor_http.domain import schedule_header
+from chronoflow_executor_http.testing import http_definition, run_request
+from chronoflow_platform import db, jetstream
+from chronoflow_platform.publishing import event_headers, publish_event
+from chronoflow_platform.schema import chrono_runs
+
+DUPLICATE_WINDOW = 600.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms"
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU time of the processes, in seconds."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine used so far (from /proc/stat), in seconds."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def children(pid: int) -> list[int]:
+    """``pid`` and its direct children (PostgreSQL's backends)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+
+
+class Sink:
+    """A lean webhook receiver: the first arrival time of each webhook-id, and a count."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.deliveries: Counter[str] = Counter()
+        self.last_arrival = 0.0
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        now = time.time()
+        await request.read()
+        webhook_id = request.headers.get("webhook-id", "")
+        self.deliveries[webhook_id] += 1
+        self.first.setdefault(webhook_id, now)
+        self.last_arrival = now
+        return web.Response(text="ok")
+
+
+class Stack:
+    """nats-server + PostgreSQL in a temporary directory, the services, the sink."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="cf-bench-http-"))
+        self.dir.chmod(0o755)
+        self.nats = NatsServer(self.dir / "nats", log_file=self.dir / "nats.log")
+        self.pg = Postgres(self.dir / "pg", durable=True, log_file=self.dir / "pg.log")
+        self.services: list[Service] = []
+        self.sink = Sink()
+
+    async def start(self) -> tuple[NatsClient, JetStreamContext, AsyncEngine]:
+        self.nats.start()
+        self.pg.start()
+        await create_database(self.pg.url(), "chronoflow")
+        await db.migrate_async(self.pg.url())
+        nc = await jetstream.connect(self.nats.url, name="bench")
+        js = nc.jetstream()
+        await jetstream.provision_streams(js, duplicate_window=DUPLICATE_WINDOW)
+        await self.sink.start()
+        return nc, js, db.create_engine(self.pg.url(), pool_size=2)
+
+    async def spawn(self, name: str, module: str, **env: str) -> Service:
+        port = free_port()
+        full_env = {
+            **os.environ,
+            "NATS_URL": self.nats.url,
+            "DATABASE_URL": self.pg.url(),
+            "HTTP_PORT": str(port),
+            "LOG_FORMAT": "console",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(DUPLICATE_WINDOW),
+            **env,
+        }
+        with (self.dir / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module], env=full_env, stdout=out, stderr=out
+            )
+        service = Service(name, proc, port)
+        self.services.append(service)
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
+                        return service
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited; see {self.dir / (name + '.log')}")
+                await asyncio.sleep(0.1)
+        raise RuntimeError(f"{name} did not become ready")
+
+    def pids(self) -> dict[str, list[int]]:
+        """Process ids per role, for CPU accounting."""
+        groups: dict[str, list[int]] = {"bench+sink": [os.getpid()]}
+        for service in self.services:
+            role = (
+                service.name.split("-")[0] if service.name.startswith("executor") else service.name
+            )
+            groups.setdefault(role, []).append(service.proc.pid)
+        if self.nats.proc is not None:
+            groups["nats-server"] = [self.nats.proc.pid]
+        if self.pg.proc is not None:
+            groups["postgres"] = children(self.pg.proc.pid)
+        return groups
+
+    async def stop(self) -> None:
+        await self.sink.stop()
+        for service in self.services:
+            if service.proc.poll() is None:
+                service.proc.terminate()
+        for service in self.services:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                service.proc.wait(20)
+            if service.proc.poll() is None:
+                service.proc.kill()
+        self.pg.stop()
+        self.nats.stop()
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class Scenario:
+    name: str
+    due: list[datetime]
+    chrono_ids: list[str] = field(default_factory=list)
+    occurrences: dict[str, datetime] = field(default_factory=dict)
+    releasing: asyncio.Task[None] | None = None
+
+
+async def arm_via_executor(js: JetStreamContext, stack: Stack, scenario: Scenario) -> None:
+    """Make each run due at its instant with as little as possible in between.
+
+    All due at once: the executors' durable consumer is paused until that instant and the runs
+    are queued before it, so nats-server hands them all out at the instant. Spread: this
+    process holds the runs and publishes each at its due instant, as the scheduler does (a
+    JetStream ``@at`` schedule would add nats-server's own release delay, up to a second).
+    """
+    url = f"http://127.0.0.1:{stack.sink.port}/hook"
+    definition = http_definition(url, payload={"bench": scenario.name}, attempts=1)
+    subject = names.work_subject("http")
+    prepared: list[tuple[datetime, bytes, dict[str, str]]] = []
+    for chrono_id, due in zip(scenario.chrono_ids, scenario.due, strict=True):
+        request = run_request(definition, chrono_id=chrono_id, scheduled_for=due)
+        scenario.occurrences[request.occurrence_id] = due
+        headers = event_headers(request, msg_id=run_request_msg_id(chrono_id, due, 1))
+        prepared.append((due, encode(request), headers))
+    if len(set(scenario.due)) == 1:
+        # Held until every run is queued, however long that takes on a busy machine; then
+        # they all become due at one instant, which is what lateness is measured from.
+        await pause_executors(js, utc_now() + timedelta(hours=1))
+        window = asyncio.Semaphore(1024)
+
+        async def queue(body: bytes, headers: dict[str, str]) -> None:
+            async with window:
+                await js.publish(subject, body, headers=headers)
+
+        await asyncio.gather(*(queue(body, headers) for _, body, headers in prepared))
+        due = utc_now() + timedelta(seconds=1.5)
+        await pause_executors(js, due)
+        scenario.due = [due] * len(scenario.due)
+        scenario.occurrences = dict.fromkeys(scenario.occurrences, due)
+        return
+    scenario.releasing = asyncio.get_running_loop().create_task(
+        release(js, subject, sorted(prepared, key=lambda p: p[0]))
+    )
+
+
+async def pause_executors(js: JetStreamContext, until: datetime) -> None:
+    """Hold the executors' durable consumer until ``until``."""
+    await js.pause_consumer(
+        names.WORK_STREAM,
+        names.EXECUTOR_DURABLES["http"],
+        schedule_header(until).removeprefix("@at "),
+    )
+
+
+async def release(
+    js: JetStreamContext, subject: str, prepared: list[tuple[datetime, bytes, dict[str, str]]]
+) -> None:
+    """Publish each prepared run at its due instant (acks awaited in the background)."""
+    pending: set[asyncio.Future[PubAck]] = set()
+    for due, body, headers in prepared:
+        wait = due.timestamp() - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        ack = await js.publish_async(subject, body, headers=headers)
+        pending.add(ack)
+        ack.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.gather(*pending)
+
+
+async def arm_via_scheduler(js: JetStreamContext, stack: Stack, scenario: Scenario) -> None:
+    """One one-shot chrono per run, created as the api does; the scheduler fires them."""
+    from chronoflow_contracts.runs import occurrence_id
+
+    url = f"http://127.0.0.1:{stack.sink.port}/hook"
+    template = http_definition(url, payload={"bench": scenario.name}, attempts=1)
+    gate = asyncio.Semaphore(256)
+    scenario.chrono_ids = []
+
+    async def one(due: datetime) -> None:
+        chrono_id = new_id()
+        scenario.chrono_ids.append(chrono_id)
+        schedule = NormalizedSchedule(type="once", run_at=due, timezone="UTC", description="once")
+        definition: ChronoDefinition = template.model_copy(
+            update={"schedule": schedule, "cron": "once"}
+        )
+        scenario.occurrences[occurrence_id(chrono_id, schedule.run_at or due)] = due
+        event = ChronoCreated(chrono_id=chrono_id, definition=definition, next_run_at=due)
+        async with gate:
+            await publish_event(
+                js,
+                names.aggregate_subject("chrono", chrono_id),
+                event,
+                expected_last_subject_sequence=0,
+            )
+
+    await asyncio.gather(*(one(due) for due in scenario.due))
+
+
+async def history_count(engine: AsyncEngine) -> int:
+    """Terminal run rows (the table is emptied before each scenario)."""
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(chrono_runs)
+            .where(chrono_runs.c.status.in_(["SUCCESS", "FAILED", "TIMEOUT"]))
+        )
+    return int(count or 0)
+
+
+async def run_scenario(
+    js: JetStreamContext, engine: AsyncEngine, stack: Stack, scenario: Scenario, via: str
+) -> dict[str, float]:
+    sink = stack.sink
+    sink.first.clear()
+    sink.deliveries.clear()
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE chrono_runs, chrono_run_state"))
+    # One chrono per run: an occurrence is (chrono, instant), and a burst shares the instant.
+    scenario.chrono_ids = [new_id() for _ in scenario.due]
+    armed = time.monotonic()
+    if via == "scheduler":
+        await arm_via_scheduler(js, stack, scenario)
+    else:
+        await arm_via_executor(js, stack, scenario)
+    expected = len(scenario.occurrences)
+    first_due = min(scenario.due).timestamp()
+    last_due = max(scenario.due).timestamp()
+    print(
+        f"  armed {expected:,} runs in {time.monotonic() - armed:.1f} s; "
+        f"first due in {first_due - time.time():.1f} s"
+    )
+    pids = stack.pids()
+    await asyncio.sleep(max(0.0, first_due - time.time() - 0.5))
+    cpu_before = {role: cpu_seconds(p) for role, p in pids.items()}
+    machine_before = machine_cpu_seconds()
+    started = time.time()
+
+    # Until every run arrived (or nothing new arrives for 15 s after the last due instant).
+    stalled_since = time.monotonic()
+    seen = 0
+    while len(sink.first) < expected:
+        await asyncio.sleep(0.05)
+        if len(sink.first) != seen:
+            seen = len(sink.first)
+            stalled_since = time.monotonic()
+        elif time.time() > last_due and time.monotonic() - stalled_since > 15:
+            break
+    last_delivery = sink.last_arrival
+    while await history_count(engine) < expected:
+        await asyncio.sleep(0.05)
+        if time.time() - last_delivery > 60:
+            break
+    history_done = time.time()
+    cpu_after = {role: cpu_seconds(p) for role, p in pids.items()}
+    machine_used = machine_cpu_seconds() - machine_before
+
+    delivered = [wid for wid in sink.first if wid in scenario.occurrences]
+    lateness = [sink.first[wid] - scenario.occurrences[wid].timestamp() for wid in delivered]
+    duplicates = sum(sink.deliveries[wid] - 1 for wid in delivered)
+    arrivals = sorted(sink.first[wid] for wid in delivered)
+    span = max(arrivals[-1] - max(first_due, started), 1e-9) if arrivals else 0.0
+    result = {
+        "delivered": len(delivered),
+        "lost": expected - len(delivered),
+        "duplicated": duplicates,
+        "p50": pct(lateness, 50),
+        "p99": pct(lateness, 99),
+        "max": max(lateness),
+        "drain_rate": len(delivered) / span if span else 0.0,
+        "history_after_last": history_done - last_delivery,
+    }
+    print(
+        f"  delivered {result['delivered']:,}  lost {result['lost']:,}  "
+        f"duplicated {result['duplicated']:,}\n"
+        f"  lateness p50 {ms(result['p50'])}  p99 {ms(result['p99'])}  max {ms(result['max'])}\n"
+        f"  drain rate {result['drain_rate']:,.0f} runs/s (first due → last delivery)\n"
+        f"  history complete {ms(result['history_after_last'])} after the last delivery"
+    )
+    used = {role: cpu_after[role] - cpu_before[role] for role in pids}
+    wall = history_done - started
+    shares = [
+        f"{role} {used[role] / max(expected, 1) * 1000:.2f} ms ({used[role] / wall:.0%} of a core)"
+        for role in sorted(used)
+    ]
+    print("  CPU per run: " + ", ".join(shares))
+    ours = sum(used.values())
+    per_run = ours / max(expected, 1)
+    # Only a saturated run says what the processes can do; a trickle mostly measures idling.
+    if len(set(scenario.due)) == 1:
+        print(
+            f"  all of it: {per_run * 1000:.2f} ms of CPU per run, so at most "
+            f"{(os.cpu_count() or 1) / per_run:,.0f} runs/s if these processes had the "
+            f"{os.cpu_count()} cores to themselves"
+        )
+    print(
+        f"  the machine's {os.cpu_count()} cores were {machine_used / wall:.0%} busy "
+        f"(of one core): {ours / wall:.0%} this benchmark, {(machine_used - ours) / wall:.0%} "
+        f"everything else; load average {os.getloadavg()[0]:.1f}"
+    )
+    return result
+
+
+def evenly(count: int, start: datetime, seconds: float) -> list[datetime]:
+    step = seconds / max(count - 1, 1)
+    return [start + timedelta(seconds=i * step) for i in range(count)]
+
+
+async def main(args: argparse.Namespace) -> None:
+    stack = Stack()
+    nc: NatsClient | None = None
+    try:
+        nc, js, engine = await stack.start()
+        await stack.spawn("projector", "chronoflow_api.projector")
+        executor_env = {
+            "CHRONOFLOW_PROFILE": "development",
+            "CHRONOFLOW_WEBHOOK_SECRET": generate_secret(),
+            "EXECUTOR_HTTP_CONCURRENCY": str(args.concurrency),
+            "EXECUTOR_HTTP_FETCH_BATCH": str(min(args.concurrency, 256)),
+        }
+        for i in range(args.replicas):
+            await stack.spawn(f"executor-http-{i}", "chronoflow_executor_http", **executor_env)
+        if args.via == "scheduler":
+            await stack.spawn("scheduler", "chronoflow_scheduler")
+        print(
+            f"executor-http x{args.replicas} (concurrency {args.concurrency} each), projector, "
+            f"nats-server, PostgreSQL, sink; runs due via {args.via}; data in {stack.dir}"
+        )
+        only = set(args.only.split(","))
+        # Time to create (scheduler) or prepare (executor) every run before the first is due.
+        lead, per_run = (15.0, 1 / 800) if args.via == "scheduler" else (3.0, 1 / 20_000)
+        if "burst" in only:
+            at = utc_now() + timedelta(seconds=lead + args.burst * per_run)
+            print(f"\nburst: {args.burst:,} runs due at the same instant")
+            await run_scenario(js, engine, stack, Scenario("burst", [at] * args.burst), args.via)
+        if "spread" in only:
+            start = utc_now() + timedelta(seconds=lead + args.spread * per_run)
+            print(f"\nspread: {args.spread:,} runs due evenly over {args.spread_seconds:.0f} s")
+            due = evenly(args.spread, start, args.spread_seconds)
+            await run_scenario(js, engine, stack, Scenario("spread", due), args.via)
+        if "sustained" in only:
+            at = utc_now() + timedelta(seconds=lead + args.sustained * per_run)
+            print(f"\nsustained: a backlog of {args.sustained:,} runs, drained")
+            await run_scenario(
+                js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via
+            )
+        await engine.dispose()
+    finally:
+        if nc is not None:
+            await nc.drain()
+        await stack.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="burst,spread,sustained")
+    parser.add_argument("--burst", type=int, default=10_000)
+    parser.add_argument("--spread", type=int, default=10_000)
+    parser.add_argument("--spread-seconds", type=float, default=30.0)
+    parser.add_argument("--sustained", type=int, default=30_000)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--via", choices=["executor", "scheduler"], default="executor")
+    uvloop.run(main(parser.parse_args()))

@@ -1,0 +1,126 @@
+"""The fired messages a replica has in hand: admission, keepalive, redelivered copies.
+
+Fetching is limited to what can be prepared soon (the rest waits in JetStream, where no
+acknowledgement timer runs); everything in hand is marked in progress by one loop; and a copy
+JetStream redelivers while the first is still being worked on follows the first instead of
+repeating the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+from nats.aio.msg import Msg
+
+from chronoflow_scheduler.domain import keepalive_interval
+
+
+class Ticket:
+    """A fired message's place among those waiting to be prepared (see ``wait_for_room``)."""
+
+    __slots__ = ("_leave",)
+
+    def __init__(self, leave: Callable[[], None]) -> None:
+        self._leave: Callable[[], None] | None = leave
+
+    def done(self) -> None:
+        """Prepared (or settled without it): make room for the next fetch. Idempotent."""
+        if self._leave is not None:
+            self._leave()
+            self._leave = None
+
+
+#: Processes one message to its settlement: True once acknowledged, False if handed back.
+Process = Callable[[Msg, Ticket], Awaitable[bool]]
+
+
+class Intake:
+    """Tracks the fired messages in hand in one replica."""
+
+    def __init__(self, *, ack_wait_seconds: float, retry_delay_seconds: float) -> None:
+        self._keepalive = keepalive_interval(ack_wait_seconds)
+        self._retry_delay = retry_delay_seconds
+        #: Every message in hand (fetched, not yet settled) and when JetStream last heard of it.
+        self._in_hand: dict[int, tuple[Msg, float]] = {}
+        #: Stream sequence → how its first delivery in this replica was settled.
+        self._working: dict[int, asyncio.Future[bool]] = {}
+        self._unprepared = 0
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def unprepared(self) -> int:
+        """Messages in hand that are not yet prepared and held."""
+        return self._unprepared
+
+    async def wait_for_room(self, limit: int) -> None:
+        """Until fewer than ``limit`` messages wait to be prepared."""
+        while self._unprepared >= limit:
+            self._room.clear()
+            await self._room.wait()
+
+    def _admit(self) -> Ticket:
+        self._unprepared += 1
+
+        def leave() -> None:
+            self._unprepared -= 1
+            self._room.set()
+
+        return Ticket(leave)
+
+    async def take(self, msg: Msg, process: Process) -> None:
+        """Process ``msg`` (or follow its first copy) while keeping it alive in JetStream."""
+        key = id(msg)
+        self._in_hand[key] = (msg, time.monotonic())
+        ticket = self._admit()
+        seq = msg.metadata.sequence.stream
+        first = self._working.get(seq)
+        try:
+            if first is not None:
+                ticket.done()
+                # JetStream redelivered a message this replica is still working on (its
+                # acknowledgement timer ran out under load): follow the first copy instead of
+                # doing the work twice, and settle this delivery the same way.
+                await self._follow(msg, first)
+                return
+            settled: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._working[seq] = settled
+            try:
+                settled.set_result(await process(msg, ticket))
+            finally:
+                del self._working[seq]
+                if not settled.done():
+                    settled.cancel()
+        finally:
+            del self._in_hand[key]
+            ticket.done()
+
+    async def _follow(self, msg: Msg, first: asyncio.Future[bool]) -> None:
+        try:
+            acked = await asyncio.shield(first)
+        except asyncio.CancelledError:
+            if not first.cancelled():
+                raise
+            acked = False
+        if acked:
+            await msg.ack()
+        else:
+            await msg.nak(delay=self._retry_delay)
+
+    async def keepalive(self) -> None:
+        """Until cancelled: tell JetStream every message in hand is still being worked on.
+
+        One loop for all of them rather than a timer each (a burst holds thousands); each is
+        marked at least every third of the acknowledgement wait.
+        """
+        while True:
+            await asyncio.sleep(self._keepalive / 2)
+            due = time.monotonic() - self._keepalive / 2
+            for key, (msg, beat) in list(self._in_hand.items()):
+                if beat <= due and key in self._in_hand:
+                    self._in_hand[key] = (msg, time.monotonic())
+                    with contextlib.suppress(Exception):  # a lost one is redelivered: harmless
+                        await msg.in_progress()

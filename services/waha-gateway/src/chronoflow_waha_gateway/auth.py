@@ -1,0 +1,33 @@
+"""Bearer API keys (the api's keys), checked against their stored hashes, cached briefly."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chronoflow_platform import apikeys
+
+_TTL_SECONDS = 5.0
+_MAX_REMEMBERED = 10_000
+
+
+class KeyChecker:
+    """Answers whether a presented key is valid; a revocation takes effect within the TTL."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._known: dict[str, tuple[bool, float]] = {}
+
+    async def is_valid(self, key: str) -> bool:
+        """Look the key's hash up (or reuse a recent answer)."""
+        digest = apikeys.hash_key(key)
+        now = time.monotonic()
+        cached = self._known.get(digest)
+        if cached is not None and now - cached[1] < _TTL_SECONDS:
+            return cached[0]
+        valid = await apikeys.is_valid(self._engine, key)
+        if len(self._known) > _MAX_REMEMBERED:
+            self._known.clear()  # bound the memory an attacker can make us spend
+        self._known[digest] = (valid, now)
+        return valid

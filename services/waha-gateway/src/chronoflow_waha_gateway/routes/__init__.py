@@ -1,0 +1,1 @@
+"""The gateway's HTTP routes: WAHA sessions (API key) and WAHA's webhooks (HMAC)."""
