@@ -16,7 +16,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from cryptography.fernet import Fernet
 
 from chronoflow_devstack.demo import create_demo_chrono, start_sink
 from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, port_is_free
+from chronoflow_egress import signing
 from chronoflow_platform import apikeys, db, jetstream
 
 log = logging.getLogger("devstack")
@@ -132,17 +133,27 @@ class DevStack:
             engine, "development", self.env.get("CHRONOFLOW_DEV_API_KEY") or None
         )
         await engine.dispose()
-        await self._start_services(nats_url, database_url, self._secrets_key())
+        self.webhook_secret = self._kept_secret(
+            "CHRONOFLOW_WEBHOOK_SECRET", "webhook.secret", signing.generate_secret
+        )
+        secrets_key = self._kept_secret(
+            "CHRONOFLOW_SECRETS_KEY", "secrets.key", lambda: Fernet.generate_key().decode()
+        )
+        await self._start_services(nats_url, database_url, secrets_key)
         return key
 
-    def _secrets_key(self) -> str:
-        # Header secrets in the event log must stay readable across runs: keep the key with
-        # the data it protects (development only; production passes CHRONOFLOW_SECRETS_KEY).
-        if key := self.env.get("CHRONOFLOW_SECRETS_KEY"):
-            return key
-        path = self.data_dir / "secrets.key"
+    def _kept_secret(self, variable: str, filename: str, generate: Callable[[], str]) -> str:
+        """The variable's value, else a secret generated once and kept in the data dir.
+
+        Development only (production passes the variables): the secrets key must keep the
+        event log's encrypted headers readable across runs, and the webhook secret must keep
+        signatures verifiable by receivers across runs.
+        """
+        if value := self.env.get(variable):
+            return value
+        path = self.data_dir / filename
         if not path.exists():
-            path.write_text(Fernet.generate_key().decode())
+            path.write_text(generate())
             path.chmod(0o600)
         return path.read_text().strip()
 
@@ -180,6 +191,7 @@ class DevStack:
             "WAHA_BASE_URL": self.env.get("WAHA_BASE_URL", f"http://127.0.0.1:{sim_port}"),
             "WAHA_GATEWAY_URL": f"http://127.0.0.1:{self.api_port + 5}",
             "CHRONOFLOW_SECRETS_KEY": secrets_key,
+            "CHRONOFLOW_WEBHOOK_SECRET": self.webhook_secret,
             "PYTHONUNBUFFERED": "1",
         }
         if waha_sim:
@@ -211,7 +223,7 @@ class DevStack:
         )
         await seed.wait()
         sink_port = self.api_port + 7
-        self.sink = await start_sink(sink_port)
+        self.sink = await start_sink(sink_port, self.webhook_secret)
         await create_demo_chrono(f"http://127.0.0.1:{self.api_port}", key, sink_port)
 
     async def stop(self) -> None:

@@ -1,7 +1,7 @@
 """What a developer sees firing after ``make run``: a local webhook sink and a demo chrono.
 
-The sink prints every webhook it receives (and whether its Standard Webhooks signature
-header is present); the demo chrono posts to it every minute.
+The sink prints every webhook it receives and whether its Standard Webhooks signature verifies
+against the stack's webhook secret; the demo chrono posts to it every minute.
 """
 
 from __future__ import annotations
@@ -12,18 +12,24 @@ import logging
 import httpx
 from aiohttp import web
 
+from chronoflow_egress import signing
+
 log = logging.getLogger("demo-sink")
 
 
-async def start_sink(port: int) -> web.AppRunner:
+async def start_sink(port: int, webhook_secret: str) -> web.AppRunner:
     """Serve ``POST /webhook`` on 127.0.0.1:``port``, printing each delivery."""
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
-        signed = "webhook-signature" in request.headers
+        try:
+            signing.verify(webhook_secret, request.headers, body)
+            signature = "verified"
+        except signing.SignatureError as exc:
+            signature = f"INVALID ({exc})"
         print(
             f"{'demo-sink':>17} | {request.method} {request.path} "
-            f"webhook-id={request.headers.get('webhook-id', '-')} signed={signed} "
+            f"webhook-id={request.headers.get('webhook-id', '-')} signature={signature} "
             f"body={body[:200].decode(errors='replace')}",
             flush=True,
         )
