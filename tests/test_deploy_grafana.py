@@ -26,6 +26,7 @@ from chronoflow_contracts import names
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_egress.metrics import EgressMetrics
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_platform.consumer_metrics import ConsumerBacklog
 from chronoflow_platform.service import RequestMetrics
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,7 +150,12 @@ def test_label_values_name_real_things() -> None:
         },
         "target": set(names.EXECUTOR_DURABLES),
         "status": {s.value for s in RunStatus},
-        "stream": {names.EVENTS_STREAM, names.RUNS_STREAM, names.WORK_STREAM},
+        "stream": {
+            names.EVENTS_STREAM,
+            names.RUNS_STREAM,
+            names.WORK_STREAM,
+            names.SCHEDULES_STREAM,
+        },
         "service": {
             *(p.parent.name for p in REPO.glob("services/*/pyproject.toml")),
             "projector",
@@ -249,6 +255,7 @@ def test_registered_metrics_are_listed() -> None:
     ExecutorMetrics.register(registry)
     ProjectorMetrics.register(registry)
     EgressMetrics(registry)
+    ConsumerBacklog.register(registry)
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         """An ASGI app that is never called."""
