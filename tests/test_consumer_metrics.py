@@ -28,6 +28,7 @@ from chronoflow_executor_http.testing import until
 from chronoflow_executor_message.app import create_app as create_executor_message
 from chronoflow_executor_message.settings import ExecutorMessageSettings
 from chronoflow_platform.consumer_metrics import ConsumerBacklog
+from chronoflow_platform.testing import running
 from chronoflow_scheduler.app import create_app as create_scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 
@@ -133,10 +134,7 @@ async def test_every_consuming_service_exports_its_durables(
         },
     }
     async with (
-        apps["projector"].router.lifespan_context(apps["projector"]),
-        apps["scheduler"].router.lifespan_context(apps["scheduler"]),
-        apps["executor-http"].router.lifespan_context(apps["executor-http"]),
-        apps["executor-message"].router.lifespan_context(apps["executor-message"]),
+        running(*apps.values()),
         running_executor(
             nats_url=nats_server.url,
             database_url=database_url,

@@ -34,6 +34,7 @@ from chronoflow_executor_http.settings import ExecutorHttpSettings
 from chronoflow_executor_http.testing import WebhookSink, until
 from chronoflow_platform import apikeys
 from chronoflow_platform.telemetry import SEMCONV_OPT_IN, configure_tracing
+from chronoflow_platform.testing import running
 from chronoflow_scheduler.app import create_app as create_scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 
@@ -79,10 +80,7 @@ async def client(
     api = create_api(ApiSettings.model_validate(env))
     _, key = await apikeys.create_key(engine, "tracing test")
     async with (
-        projector.router.lifespan_context(projector),
-        scheduler.router.lifespan_context(scheduler),
-        executor.router.lifespan_context(executor),
-        api.router.lifespan_context(api),
+        running(projector, scheduler, executor, api),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=api),
             base_url="http://api",
