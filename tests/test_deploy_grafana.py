@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,8 +26,13 @@ from chronoflow_api.projector.consumer import ProjectorMetrics
 from chronoflow_contracts import names
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_egress.metrics import EgressMetrics
+from chronoflow_executor_function.metrics import ExecutorMetrics as FunctionMetrics
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_executor_message.metrics import ExecutorMetrics as MessageMetrics
+from chronoflow_platform.consumer_metrics import ConsumerBacklog
 from chronoflow_platform.service import RequestMetrics
+from chronoflow_scheduler.metrics import SchedulerMetrics
+from chronoflow_waha_gateway.metrics import GatewayMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 GRAFANA = REPO / "deploy/grafana"
@@ -149,7 +155,12 @@ def test_label_values_name_real_things() -> None:
         },
         "target": set(names.EXECUTOR_DURABLES),
         "status": {s.value for s in RunStatus},
-        "stream": {names.EVENTS_STREAM, names.RUNS_STREAM, names.WORK_STREAM},
+        "stream": {
+            names.EVENTS_STREAM,
+            names.RUNS_STREAM,
+            names.WORK_STREAM,
+            names.SCHEDULES_STREAM,
+        },
         "service": {
             *(p.parent.name for p in REPO.glob("services/*/pyproject.toml")),
             "projector",
@@ -244,20 +255,46 @@ def _label_names(registry: CollectorRegistry) -> dict[str, frozenset[str]]:
     return declared
 
 
-def test_registered_metrics_are_listed() -> None:
-    registry = CollectorRegistry()
-    ExecutorMetrics.register(registry)
-    ProjectorMetrics.register(registry)
-    EgressMetrics(registry)
+def _service_registries() -> dict[str, CollectorRegistry]:
+    """Per service, a registry holding what the service registers (its metric classes)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         """An ASGI app that is never called."""
 
-    RequestMetrics(app, registry=registry)
-    declared = _label_names(registry)
-    for name, (kind, _) in _registered(registry).items():
-        assert name in metrics(), f"{name} is exported but not in metrics.txt"
-        listed = metrics()[name]
-        assert listed.type == kind, f"{name}: listed as {listed.type}, registered as {kind}"
-        labels = declared.get(name, declared.get(name.removesuffix("_total"), frozenset()))
-        assert listed.labels == labels, f"{name}: labels {sorted(labels)} in the code"
+    registries: dict[str, CollectorRegistry] = {}
+    register: dict[str, list[Callable[[CollectorRegistry], object]]] = {
+        "api": [],
+        "projector": [ProjectorMetrics.register, ConsumerBacklog.register],
+        "scheduler": [SchedulerMetrics.register, ConsumerBacklog.register],
+        "executor-http": [ExecutorMetrics.register, EgressMetrics, ConsumerBacklog.register],
+        "executor-message": [MessageMetrics.register, ConsumerBacklog.register],
+        "executor-function": [FunctionMetrics.register, EgressMetrics, ConsumerBacklog.register],
+        "waha-gateway": [GatewayMetrics.register],
+    }
+    for service, calls in register.items():
+        registry = registries[service] = CollectorRegistry()
+        RequestMetrics(app, registry=registry)
+        for call in calls:
+            call(registry)
+    return registries
+
+
+def test_registered_metrics_are_listed() -> None:
+    for service, registry in _service_registries().items():
+        declared = _label_names(registry)
+        for name, (kind, _) in _registered(registry).items():
+            assert name in metrics(), f"{service} exports {name}, which is not in metrics.txt"
+            listed = metrics()[name]
+            assert service in listed.services, f"metrics.txt does not list {service} for {name}"
+            assert listed.type == kind, f"{name}: listed as {listed.type}, registered as {kind}"
+            labels = declared.get(name, declared.get(name.removesuffix("_total"), frozenset()))
+            assert listed.labels == labels, f"{name}: labels {sorted(labels)} in the code"
+
+
+def test_listed_metrics_are_registered() -> None:
+    registered = {
+        service: set(_registered(registry)) for service, registry in _service_registries().items()
+    }
+    for metric in metrics().values():
+        for service in metric.services:
+            assert metric.name in registered[service], f"{service} does not export {metric.name}"

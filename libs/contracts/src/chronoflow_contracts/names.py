@@ -77,6 +77,10 @@ EVENT_VERSION: Final = "CF-Event-Version"
 DUE_AT: Final = "CF-Due-At"
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+#: A span context to link to rather than continue (W3C ``traceparent`` format): a recurring
+#: chrono's next schedule message carries the previous fire's, so each occurrence starts its
+#: own trace instead of growing one without end.
+TRACE_LINK: Final = "CF-Trace-Link"
 
 
 def aggregate_subject(kind: AggregateKind, aggregate_id: str) -> str:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from opentelemetry import propagate
 
 from chronoflow_contracts import Event, encode, names
+from chronoflow_platform.telemetry import inject
 
 
 def event_headers(event: Event, *, msg_id: str | None = None) -> dict[str, str]:
     """Headers for an event: dedup id, schema identity and W3C trace context."""
-    headers = {
-        names.MSG_ID: msg_id or event.event_id,
-        names.EVENT_TYPE: event.TYPE,
-        names.EVENT_VERSION: str(event.VERSION),
-    }
-    propagate.inject(headers)
-    return headers
+    return inject(
+        {
+            names.MSG_ID: msg_id or event.event_id,
+            names.EVENT_TYPE: event.TYPE,
+            names.EVENT_VERSION: str(event.VERSION),
+        }
+    )
 
 
 async def publish_event(

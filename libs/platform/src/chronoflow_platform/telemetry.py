@@ -1,10 +1,13 @@
-"""OpenTelemetry: traces from the API request through NATS to the executors and the projector.
+"""OpenTelemetry: one trace per run, from the API request through NATS to the executors and the
+projector.
 
 Off by default. The standard variables turn it on: ``OTEL_TRACES_EXPORTER=otlp`` (or just
 ``OTEL_EXPORTER_OTLP_ENDPOINT``) exports over OTLP/HTTP; ``OTEL_SERVICE_NAME`` overrides the
 service name. Context crosses NATS as W3C ``traceparent`` / ``tracestate`` headers: every
 publish injects it (see :mod:`chronoflow_platform.publishing`), every consumer extracts it
-with :func:`consumer_span`.
+with :func:`consumer_span`. A recurring chrono's next schedule message carries the fire's
+context as a link (:data:`chronoflow_contracts.names.TRACE_LINK`) instead, so each occurrence
+is a trace of its own that points back to the one before (see docs/operations.md, Tracing).
 """
 
 from __future__ import annotations
@@ -12,15 +15,32 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from chronoflow_contracts import names
+
+if TYPE_CHECKING:
+    import httpx
+    from opentelemetry.instrumentation.httpx import RequestInfo
 
 TRACER_NAME = "chronoflow"
+#: The standard switch between the old and the stable HTTP semantic conventions of the
+#: instrumentations; ChronoFlow defaults it to the stable ones (an explicit value wins).
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+#: The headers of a stored message that carry its trace (copied when a message is rewritten).
+TRACE_HEADERS = (names.TRACEPARENT, names.TRACESTATE, names.TRACE_LINK)
+
+_TRACECONTEXT = TraceContextTextMapPropagator()
 
 
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -46,6 +66,9 @@ def configure_tracing(
 
         exporter: SpanExporter = OTLPSpanExporter()
         processor = BatchSpanProcessor(exporter)
+    # Read once, when the first instrumentation is set up: HTTP server and client spans then
+    # carry the stable attribute names (http.request.method, url.full, ...).
+    os.environ.setdefault(SEMCONV_OPT_IN, "http")
     name = os.environ.get("OTEL_SERVICE_NAME", f"chronoflow-{service}")
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     provider.add_span_processor(processor)
@@ -70,20 +93,89 @@ def setup_service_tracing(service: str, app: FastAPI) -> None:
         FastAPIInstrumentor.instrument_app(app, excluded_urls="health,ready,metrics")
 
 
+def instrument_http_client(client: httpx.AsyncClient) -> None:
+    """Give each request ``client`` sends (each redirect hop too) a CLIENT span by the HTTP
+    semantic conventions, and the trace context in its ``traceparent`` header. A refusal by
+    the egress guard ends its span with the error. Without tracing, nothing is wrapped."""
+    if not tracing_active():
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client, request_hook=_redact_url)
+
+
+async def _redact_url(span: Span, request: RequestInfo) -> None:
+    # A chrono's URL may carry a token in its query or user info; the trace gets its shape.
+    span.set_attribute(URL_FULL, redacted_url(str(request.url)))
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without user info and with every query value replaced by ``REDACTED``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    query = urlencode(
+        [(key, "REDACTED") for key, _ in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 @contextmanager
 def consumer_span(
-    name: str, headers: Mapping[str, str] | None, attributes: Mapping[str, str] | None = None
+    name: str,
+    headers: Mapping[str, str] | None,
+    attributes: Mapping[str, str] | None = None,
+    *,
+    start_time: int | None = None,
 ) -> Iterator[Span]:
-    """A CONSUMER span continuing the trace whose context came in the message headers."""
-    ctx = propagate.extract(dict(headers or {}))
+    """A CONSUMER span continuing the trace whose context came in the message headers, and
+    linking to the span named in a ``CF-Trace-Link`` header. Free when tracing is off.
+
+    ``start_time`` (ns since the epoch) back-dates the span, for work already done.
+    """
+    if not tracing_active():
+        yield trace.INVALID_SPAN
+        return
+    carrier = dict(headers or {})
     tracer = trace.get_tracer(TRACER_NAME)
     with tracer.start_as_current_span(
-        name, context=ctx, kind=SpanKind.CONSUMER, attributes=dict(attributes or {})
+        name,
+        context=propagate.extract(carrier),
+        kind=SpanKind.CONSUMER,
+        attributes=dict(attributes or {}),
+        links=_links(carrier),
+        start_time=start_time,
     ) as span:
         yield span
+
+
+def _links(carrier: Mapping[str, str]) -> list[Link]:
+    value = carrier.get(names.TRACE_LINK)
+    if not value:
+        return []
+    linked = trace.get_current_span(_TRACECONTEXT.extract({names.TRACEPARENT: value}))
+    context = linked.get_span_context()
+    return [Link(context)] if context.is_valid else []
 
 
 def inject(headers: dict[str, str]) -> dict[str, str]:
     """Add the current trace context to outgoing message headers (returns them)."""
     propagate.inject(headers)
     return headers
+
+
+def trace_headers(*, link: bool = False) -> dict[str, str]:
+    """The current trace context as message headers: to be continued by the consumer, or with
+    ``link`` only pointed to (``CF-Trace-Link``), so the consumer starts a trace of its own."""
+    if not tracing_active():
+        return {}
+    headers = inject({})
+    if not link:
+        return headers
+    parent = headers.get(names.TRACEPARENT)
+    return {names.TRACE_LINK: parent} if parent else {}
+
+
+def carried_trace(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The trace headers of a stored message, to keep when the message is rewritten."""
+    return {k: v for k, v in (headers or {}).items() if k in TRACE_HEADERS}

@@ -19,6 +19,7 @@ from chronoflow_executor_function.metrics import ExecutorMetrics
 from chronoflow_executor_function.sandbox import PoolConfig, SandboxPool
 from chronoflow_executor_function.service import FunctionExecutor
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
+from chronoflow_platform.consumer_metrics import watch_consumers
 from chronoflow_platform.service import Runtime, create_service_app
 
 log = logging.getLogger(__name__)
@@ -99,11 +100,11 @@ def create_app(
                 max_ack_pending=settings.max_ack_pending,
                 shutdown_grace_s=settings.shutdown_grace_seconds,
             ),
-            metrics,
         )
         await consumer.ensure()
         runtime.state["consumer"] = consumer
         runtime.spawn(consumer.run(), name="executor-function-consumer")
+        watch_consumers(runtime, (names.WORK_STREAM, names.EXECUTOR_DURABLES["function"]))
         log.info(
             "running functions in %d sandboxes; egress allowlist: %s; ctx.env: %s",
             settings.pool_size,

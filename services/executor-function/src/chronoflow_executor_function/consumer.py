@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from chronoflow_contracts import names
-from chronoflow_executor_function.metrics import CONSUMER, ExecutorMetrics
+from chronoflow_executor_function.metrics import CONSUMER
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,6 @@ Handler = Callable[[Msg], Coroutine[Any, Any, None]]
 FETCH_WAIT_S = 5.0
 #: How long topping up a batch may wait for messages the first one said were pending.
 TOP_UP_WAIT_S = 0.05
-#: How often the consumer's backlog is sampled for the metrics.
-SAMPLE_PERIOD_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +90,10 @@ class WorkConsumer:
         js: JetStreamContext,
         handler: Handler,
         options: ConsumerOptions,
-        metrics: ExecutorMetrics,
     ) -> None:
         self._js = js
         self._handler = handler
         self._options = options
-        self._metrics = metrics
         self._slots = asyncio.Semaphore(options.concurrency)
         self._inflight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
 
@@ -113,10 +109,7 @@ class WorkConsumer:
     async def run(self) -> None:
         """Consume until cancelled; then let runs in flight finish within the grace period."""
         sub = await self._js.pull_subscribe_bind(CONSUMER, stream=names.WORK_STREAM)
-        helpers = [
-            asyncio.create_task(self._keep_alive(), name="executor-function-keepalive"),
-            asyncio.create_task(self._sample(), name="executor-function-backlog"),
-        ]
+        helpers = [asyncio.create_task(self._keep_alive(), name="executor-function-keepalive")]
         try:
             while True:
                 wanted = await self._take_slots()
@@ -178,17 +171,6 @@ class WorkConsumer:
                 if now - since >= period:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
-
-    async def _sample(self) -> None:
-        while True:
-            try:
-                info = await self._js.consumer_info(names.WORK_STREAM, CONSUMER)
-            except Exception as exc:  # a metric sample must never stop the consumer
-                log.debug("consumer info unavailable: %s", exc)
-            else:
-                self._metrics.pending.labels(CONSUMER).set(info.num_pending or 0)
-                self._metrics.ack_pending.labels(CONSUMER).set(info.num_ack_pending or 0)
-            await asyncio.sleep(SAMPLE_PERIOD_S)
 
     async def _finish_inflight(self) -> None:
         tasks = list(self._inflight)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chronoflow_contracts import names
 from chronoflow_contracts.runs import RunStatus
@@ -25,8 +25,6 @@ class ExecutorMetrics:
     duration: Histogram
     cpu: Histogram
     retries: Counter
-    pending: Gauge
-    ack_pending: Gauge
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ExecutorMetrics:
@@ -63,18 +61,6 @@ class ExecutorMetrics:
                 ["target"],
                 registry=registry,
             ),
-            pending=Gauge(
-                "chronoflow_consumer_pending_messages",
-                "Messages the durable consumer has not delivered yet",
-                ["consumer"],
-                registry=registry,
-            ),
-            ack_pending=Gauge(
-                "chronoflow_consumer_ack_pending_messages",
-                "Messages delivered and not acknowledged yet (runs in progress)",
-                ["consumer"],
-                registry=registry,
-            ),
         )
         for termination in Termination:
             metrics.terminations.labels(termination.value)
@@ -82,6 +68,4 @@ class ExecutorMetrics:
             metrics.runs.labels(TARGET, status.value)
         metrics.retries.labels(TARGET)
         metrics.duration.labels(TARGET)
-        metrics.pending.labels(CONSUMER)
-        metrics.ack_pending.labels(CONSUMER)
         return metrics

@@ -7,6 +7,7 @@ import logging
 from aiohttp.abc import AbstractResolver
 from fastapi import FastAPI
 
+from chronoflow_contracts import names
 from chronoflow_egress import (
     DEVELOPMENT_ALLOWLIST,
     EgressMetrics,
@@ -20,8 +21,10 @@ from chronoflow_executor_http.metrics import ExecutorMetrics
 from chronoflow_executor_http.recording import EventRecorder
 from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.settings import ExecutorHttpSettings
+from chronoflow_platform.consumer_metrics import watch_consumers
 from chronoflow_platform.header_secrets import HeaderCipher
 from chronoflow_platform.service import Runtime, create_service_app
+from chronoflow_platform.telemetry import instrument_http_client
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ def create_app(
             metrics=EgressMetrics(runtime.registry),
             resolver=resolver,
         )
+        instrument_http_client(client)
         runtime.state["client"] = client
         recorder = EventRecorder(runtime.nc, runtime.js)
         runtime.state["recorder"] = recorder
@@ -104,6 +108,7 @@ def create_app(
         await consumer.ensure()
         runtime.state["consumer"] = consumer
         runtime.spawn(consumer.run(), name="executor-http-consumer")
+        watch_consumers(runtime, (names.WORK_STREAM, names.EXECUTOR_DURABLES["http"]))
         log.info(
             "consuming with concurrency %d; egress allowlist: %s",
             settings.concurrency,

@@ -6,12 +6,14 @@ import logging
 
 from fastapi import FastAPI
 
+from chronoflow_contracts import names
 from chronoflow_executor_message.consumer import ConsumerOptions, WorkConsumer
 from chronoflow_executor_message.gateway import GatewayClient
 from chronoflow_executor_message.handlers import RunRequestHandler
 from chronoflow_executor_message.metrics import ExecutorMetrics
 from chronoflow_executor_message.service import MessageExecutor
 from chronoflow_executor_message.settings import ExecutorMessageSettings
+from chronoflow_platform.consumer_metrics import watch_consumers
 from chronoflow_platform.service import Runtime, create_service_app
 
 log = logging.getLogger(__name__)
@@ -37,11 +39,11 @@ def create_app(settings: ExecutorMessageSettings) -> FastAPI:
                 max_ack_pending=settings.max_ack_pending,
                 shutdown_grace_s=settings.shutdown_grace_seconds,
             ),
-            metrics,
         )
         await consumer.ensure()
         runtime.state["consumer"] = consumer
         runtime.spawn(consumer.run(), name="executor-message-consumer")
+        watch_consumers(runtime, (names.WORK_STREAM, names.EXECUTOR_DURABLES["message"]))
         log.info("consuming MESSAGE runs with concurrency %d", settings.concurrency)
 
     return create_service_app(

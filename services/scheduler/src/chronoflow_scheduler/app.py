@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from chronoflow_contracts import names
+from chronoflow_platform.consumer_metrics import watch_consumers
 from chronoflow_platform.service import Runtime, create_service_app
 from chronoflow_scheduler.service import Scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
@@ -25,6 +27,11 @@ def create_app(settings: SchedulerSettings) -> FastAPI:
         for name, loop in scheduler.loops():
             runtime.spawn(loop, name=name)
         runtime.state["scheduler"] = scheduler
+        watch_consumers(
+            runtime,
+            (names.SCHEDULES_STREAM, names.SCHEDULER_FIRE_DURABLE),
+            (names.EVENTS_STREAM, names.SCHEDULER_EVENTS_DURABLE),
+        )
 
     async def shutdown(runtime: Runtime) -> None:
         scheduler: Scheduler | None = runtime.state.get("scheduler")

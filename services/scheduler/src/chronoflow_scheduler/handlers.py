@@ -19,6 +19,7 @@ from nats.js.errors import NotFoundError
 from chronoflow_contracts import UnknownEventError, decode, names
 from chronoflow_contracts.chrono import ChronoEvent
 from chronoflow_platform.logs import chrono_id_var
+from chronoflow_platform.telemetry import consumer_span
 from chronoflow_scheduler.domain import RetryLaterError
 from chronoflow_scheduler.firing import FireService
 from chronoflow_scheduler.lifecycle import LifecycleService
@@ -231,7 +232,12 @@ class EventsConsumer:
             return
         token = chrono_id_var.set(event.chrono_id)
         try:
-            action = await self._service.apply(event, msg.metadata.sequence.stream, msg)
+            with consumer_span(
+                f"scheduler apply {event.TYPE}",
+                msg.headers,
+                {"chronoflow.chrono_id": event.chrono_id},
+            ):
+                action = await self._service.apply(event, msg.metadata.sequence.stream, msg)
         except asyncio.CancelledError:
             raise
         except RetryLaterError as exc:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from nats.js import JetStreamContext
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 
 from chronoflow_contracts import names
 from chronoflow_contracts.runs import ScheduleArmed
+from chronoflow_platform.telemetry import carried_trace, trace_headers
 from chronoflow_scheduler.domain import (
     ScheduleMessage,
     at_expression,
@@ -43,6 +45,8 @@ class Pending:
     seq: int
     version: int
     due: datetime
+    #: The trace headers it carries (kept when a manual trigger re-tags it).
+    trace: dict[str, str] = field(default_factory=dict)
 
 
 class ArmPolicy(enum.Enum):
@@ -74,7 +78,9 @@ def _parse(raw: RawStreamMsg) -> Pending | None:
     except ValidationError:
         log.warning("unreadable schedule message at seq %s", raw.seq)
         return None
-    return Pending(seq=raw.seq, version=body.chrono_version, due=body.due_at)
+    return Pending(
+        seq=raw.seq, version=body.chrono_version, due=body.due_at, trace=carried_trace(raw.headers)
+    )
 
 
 class ScheduleStore:
@@ -125,6 +131,8 @@ class ScheduleStore:
                     due,
                     expected=current.seq if current else 0,
                     nonce=nonce if policy is ArmPolicy.REPAIR else None,
+                    # An occurrence armed by a fire starts its own trace, linked to the fire's.
+                    trace=trace_headers(link=policy is ArmPolicy.ADVANCE),
                 )
             except APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
@@ -145,7 +153,9 @@ class ScheduleStore:
             if current is None or current.version >= version:
                 return None
             try:
-                await self._write(chrono_id, version, current.due, expected=current.seq)
+                await self._write(
+                    chrono_id, version, current.due, expected=current.seq, trace=current.trace
+                )
             except APIError as exc:
                 if exc.err_code == WRONG_LAST_SEQUENCE:
                     continue
@@ -194,9 +204,12 @@ class ScheduleStore:
         *,
         expected: int,
         nonce: str | None = None,
+        trace: Mapping[str, str],
     ) -> bool:
         body = ScheduleMessage(chrono_id=chrono_id, chrono_version=version, due_at=due)
         headers = {
+            # nats-server copies these onto the fired message: the fire continues the trace.
+            **trace,
             names.SCHEDULE: at_expression(fire_at(due, self._lead)),
             names.SCHEDULE_TARGET: names.schedule_fired_subject(chrono_id),
             names.MSG_ID: schedule_msg_id(chrono_id, version, due, nonce),

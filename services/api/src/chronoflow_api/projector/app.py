@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from chronoflow_api.projector.consumer import STREAMS, ProjectorMetrics, StreamProjector
 from chronoflow_api.settings import ProjectorSettings
+from chronoflow_contracts import names
+from chronoflow_platform.consumer_metrics import watch_consumers
 from chronoflow_platform.service import Runtime, create_service_app
 
 
@@ -18,6 +20,7 @@ async def start_projection(runtime: Runtime) -> None:
             nc=runtime.nc, js=runtime.js, engine=runtime.engine, stream=stream, metrics=metrics
         )
         runtime.spawn(projector.run(), name=f"projector-{stream}")
+    watch_consumers(runtime, *((stream, names.PROJECTOR_DURABLE) for stream in STREAMS))
 
 
 def create_app(settings: ProjectorSettings) -> FastAPI:

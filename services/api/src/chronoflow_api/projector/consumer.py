@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -191,6 +192,7 @@ class StreamProjector:
                 await sub.unsubscribe()
 
     async def _apply(self, msgs: list[Msg]) -> int:
+        started = time.time_ns()
         async with self.engine.begin() as conn:
             # Only the leader writes this checkpoint, so the value it saved last is current.
             checkpoint = self._checkpoint
@@ -218,8 +220,8 @@ class StreamProjector:
             if run:
                 await APPLY[run_type](conn, run)
             await _save_checkpoint(conn, self.stream, last)
-            if tracing_active():
-                _record_spans(msgs, checkpoint)
+        if tracing_active():
+            _record_spans(msgs, checkpoint, started)
         self._checkpoint = last
         if self.metrics is not None:
             self.metrics.applied.labels(self.stream).inc(applied)
@@ -236,9 +238,10 @@ class StreamProjector:
         self.metrics.lag_seconds.labels(self.stream).set(max(age, 0.0))
 
 
-def _record_spans(msgs: list[Msg], checkpoint: int) -> None:
-    # One short span per applied event, child of the trace that produced it, so a trace
-    # reaches from the API request (or the executor) to the read-model write.
+def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
+    # One span per applied event, child of the trace that produced it, covering the
+    # transaction that wrote it (from its start to its commit), so a trace reaches from the
+    # API request (or the executor) to the read-model write.
     for msg in msgs:
         if msg.metadata.sequence.stream <= checkpoint:
             continue
@@ -247,6 +250,7 @@ def _record_spans(msgs: list[Msg], checkpoint: int) -> None:
             f"project {headers.get(names.EVENT_TYPE, 'event')}",
             headers,
             {"messaging.system": "nats", "messaging.destination.name": msg.subject},
+            start_time=started,
         ):
             pass
 

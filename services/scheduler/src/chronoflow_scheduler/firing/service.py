@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from chronoflow_contracts import utc_now
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_platform.logs import chrono_id_var
+from chronoflow_platform.telemetry import consumer_span
 from chronoflow_scheduler.domain import (
     ON_TIME_SECONDS,
     FirePlan,
@@ -131,7 +132,11 @@ class FireService:
             return True
         token = chrono_id_var.set(fire.chrono_id)
         try:
-            outcome = await self._process(msg, fire, ticket)
+            # The RunRequested prepared in here carries this span's context to the executor.
+            with consumer_span(
+                "scheduler fire", msg.headers, {"chronoflow.chrono_id": fire.chrono_id}
+            ):
+                outcome = await self._process(msg, fire, ticket)
         except asyncio.CancelledError:
             # Shutting down: give it back now so another replica takes it without waiting.
             with contextlib.suppress(Exception):
