@@ -203,11 +203,6 @@ def test_a_definition_without_recipients_or_text_is_named() -> None:
     assert domain.definition_problem(bad) == "the chrono has no messageTemplate and no recipients"
 
 
-def test_the_schedule_header_rounds_up_to_the_millisecond() -> None:
-    due = datetime(2026, 3, 1, 12, 0, 0, 123_001, tzinfo=UTC)
-    assert domain.schedule_header(due) == "@at 2026-03-01T12:00:00.124Z"
-
-
 def test_the_idempotency_key_is_per_occurrence_and_chat() -> None:
     assert domain.idempotency_key("occ", A_ID) != domain.idempotency_key("occ", B_ID)
     assert domain.idempotency_key("occ", A_ID) == domain.idempotency_key("occ", A_ID)

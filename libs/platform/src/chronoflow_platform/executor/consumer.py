@@ -1,4 +1,5 @@
-"""The durable pull consumer on ``cf.work.http``: continuous pulls, bounded concurrency, keep-alive.
+"""The durable pull consumer on ``cf.work.<target>``: continuous pulls, bounded concurrency,
+in-progress acks for long runs, and a clean hand-back on shutdown.
 
 nats-py's ``fetch`` waits, once a first message has come, until the whole batch is filled or
 the request expires, so a trickle of due runs would wait there. This consumer keeps pull
@@ -24,6 +25,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from chronoflow_contracts import names
+from chronoflow_contracts.names import TargetKind
+from chronoflow_platform.executor.metrics import ConsumerBacklog
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ Handler = Callable[[Msg], Coroutine[Any, Any, None]]
 _STATUS = "Status"
 _PENDING_MESSAGES = "Nats-Pending-Messages"
 _HEARTBEAT = "100"
+#: How often the consumer's backlog is sampled for :class:`ConsumerBacklog`.
+SAMPLE_PERIOD_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +54,14 @@ class ConsumerOptions:
     pull_heartbeat_s: float = 5.0
 
 
-def consumer_config(options: ConsumerOptions) -> ConsumerConfig:
+def consumer_config(target: TargetKind, options: ConsumerOptions) -> ConsumerConfig:
     """The durable every replica binds to (creating it again with this config is a no-op)."""
     return ConsumerConfig(
-        durable_name=names.EXECUTOR_DURABLES["http"],
-        description="executor-http: RunRequested for HTTP chronos, shared by every replica",
-        filter_subject=names.work_subject("http"),
+        durable_name=names.EXECUTOR_DURABLES[target],
+        description=(
+            f"executor-{target}: RunRequested for {target.upper()} chronos, shared by every replica"
+        ),
+        filter_subject=names.work_subject(target),
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=options.ack_wait_s,
@@ -78,24 +85,34 @@ class WorkConsumer:
     Messages held longer than a third of ``ack_wait`` get an in-progress ack every third of
     ``ack_wait``, so a long request is not redelivered while it runs, while a crashed
     replica's messages come back after ``ack_wait``.
+
+    With a ``backlog``, the durable's pending and unacknowledged counts are sampled into it.
     """
 
     def __init__(
-        self, nc: NatsClient, js: JetStreamContext, handler: Handler, options: ConsumerOptions
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        target: TargetKind,
+        handler: Handler,
+        options: ConsumerOptions,
+        *,
+        backlog: ConsumerBacklog | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
+        self._target = target
+        self._durable = names.EXECUTOR_DURABLES[target]
         self._handler = handler
         self._options = options
+        self._backlog = backlog
         self._slots = asyncio.Semaphore(options.concurrency)
         self._inflight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._credit = 0
         self._threshold = max(1, options.batch // 4)
         self._heard = 0.0
         self._inbox = ""
-        self._pull_subject = (
-            f"$JS.API.CONSUMER.MSG.NEXT.{names.WORK_STREAM}.{names.EXECUTOR_DURABLES['http']}"
-        )
+        self._pull_subject = f"$JS.API.CONSUMER.MSG.NEXT.{names.WORK_STREAM}.{self._durable}"
         self._sub: Subscription | None = None
         self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
@@ -107,7 +124,7 @@ class WorkConsumer:
 
     async def ensure(self) -> None:
         """Create the durable consumer or bring its settings up to date (idempotent)."""
-        await self._js.add_consumer(names.WORK_STREAM, consumer_config(self._options))
+        await self._js.add_consumer(names.WORK_STREAM, consumer_config(self._target, self._options))
 
     async def run(self) -> None:
         """Consume until cancelled; then let runs in flight finish within the grace period."""
@@ -115,7 +132,13 @@ class WorkConsumer:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
         self._heard = loop.time()
-        keep_alive = loop.create_task(self._keep_alive(), name="executor-http-keepalive")
+        helpers = [loop.create_task(self._keep_alive(), name=f"executor-{self._target}-keepalive")]
+        if self._backlog is not None:
+            helpers.append(
+                loop.create_task(
+                    self._sample(self._backlog), name=f"executor-{self._target}-backlog"
+                )
+            )
         try:
             while True:
                 await self._top_up()
@@ -133,7 +156,9 @@ class WorkConsumer:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             await self._finish_inflight()
-            keep_alive.cancel()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     def _wanted(self) -> int:
         """How many more messages to ask for now (0: not worth a request yet)."""
@@ -225,6 +250,17 @@ class WorkConsumer:
                 if now - since >= period:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
+
+    async def _sample(self, backlog: ConsumerBacklog) -> None:
+        while True:
+            try:
+                info = await self._js.consumer_info(names.WORK_STREAM, self._durable)
+            except Exception as exc:  # a metric sample must never stop the consumer
+                log.debug("consumer info unavailable: %s", exc)
+            else:
+                backlog.pending.labels(self._durable).set(info.num_pending or 0)
+                backlog.ack_pending.labels(self._durable).set(info.num_ack_pending or 0)
+            await asyncio.sleep(SAMPLE_PERIOD_S)
 
     async def _finish_inflight(self) -> None:
         tasks = list(self._inflight)
