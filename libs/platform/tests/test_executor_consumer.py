@@ -18,7 +18,7 @@ from chronoflow_contracts.chrono import ChronoDefinition, TargetType
 from chronoflow_contracts.runs import RunCompleted, RunRequested
 from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
 from chronoflow_platform.executor.handler import RunRequestHandler
-from chronoflow_platform.executor.metrics import ConsumerBacklog, RunMetrics
+from chronoflow_platform.executor.metrics import RunMetrics
 from chronoflow_platform.executor.recording import EventRecorder
 from chronoflow_platform.executor.runs import RunLedger
 from chronoflow_platform.executor.testing import once_in_an_hour, publish_run, run_request, until
@@ -262,36 +262,3 @@ async def test_a_message_that_is_not_an_http_run_is_dropped(
         async with asyncio.timeout(5):
             await until(lambda: queue_empty(queue))
     assert executor.calls == 0
-
-
-async def test_the_backlog_is_sampled_into_its_gauges(
-    nc: NatsClient, queue: JetStreamContext
-) -> None:
-    release = asyncio.Event()
-
-    async def handler(msg: Msg) -> None:
-        await release.wait()
-        await msg.ack()
-
-    registry = CollectorRegistry()
-    backlog = ConsumerBacklog.register(registry, DURABLE)
-
-    def sampled() -> float:
-        labels = {"consumer": DURABLE}
-        pending = registry.get_sample_value("chronoflow_consumer_pending_messages", labels)
-        held = registry.get_sample_value("chronoflow_consumer_ack_pending_messages", labels)
-        return (pending or 0.0) + (held or 0.0)
-
-    await publish(queue, 3)
-    consumer = WorkConsumer(nc, queue, "http", handler, options(concurrency=1), backlog=backlog)
-    await consumer.ensure()
-    task = asyncio.create_task(consumer.run())
-    try:
-        # Nothing is acked while the handler waits: every message is pending or held.
-        async with asyncio.timeout(5):
-            await until(lambda: sampled() == 3)
-    finally:
-        release.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

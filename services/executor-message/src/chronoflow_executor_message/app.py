@@ -33,7 +33,6 @@ def create_app(settings: ExecutorMessageSettings) -> FastAPI:
             TARGET,
             RunRequestHandler(executor, TARGET, max_deliver=settings.max_deliver),
             settings.consumer_options(settings.concurrency),
-            backlog=metrics.backlog,
         )
         log.info("consuming MESSAGE runs with concurrency %d", settings.concurrency)
 

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from chronoflow_contracts import names
 from chronoflow_executor_message.domain import TARGET
-from chronoflow_platform.executor.metrics import ConsumerBacklog, RunMetrics
+from chronoflow_platform.executor.metrics import RunMetrics
 
 #: Seconds; a MESSAGE run lasts as long as its list takes at the session's pace.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -16,10 +15,9 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 
 @dataclass(frozen=True)
 class ExecutorMetrics:
-    """Runs by status, their duration, retries, and the consumer's backlog."""
+    """Runs by status, their duration and retries."""
 
     runs: RunMetrics
-    backlog: ConsumerBacklog
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ExecutorMetrics:
@@ -31,5 +29,4 @@ class ExecutorMetrics:
                 duration_help="How long one attempt took, from start to its last send",
                 buckets=DURATION_BUCKETS,
             ),
-            backlog=ConsumerBacklog.register(registry, names.EXECUTOR_DURABLES[TARGET]),
         )

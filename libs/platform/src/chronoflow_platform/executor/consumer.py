@@ -26,7 +26,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from chronoflow_contracts import names
 from chronoflow_contracts.names import TargetKind
-from chronoflow_platform.executor.metrics import ConsumerBacklog
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,6 @@ Handler = Callable[[Msg], Coroutine[Any, Any, None]]
 _STATUS = "Status"
 _PENDING_MESSAGES = "Nats-Pending-Messages"
 _HEARTBEAT = "100"
-#: How often the consumer's backlog is sampled for :class:`ConsumerBacklog`.
-SAMPLE_PERIOD_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +82,6 @@ class WorkConsumer:
     Messages held longer than a third of ``ack_wait`` get an in-progress ack every third of
     ``ack_wait``, so a long request is not redelivered while it runs, while a crashed
     replica's messages come back after ``ack_wait``.
-
-    With a ``backlog``, the durable's pending and unacknowledged counts are sampled into it.
     """
 
     def __init__(
@@ -96,8 +91,6 @@ class WorkConsumer:
         target: TargetKind,
         handler: Handler,
         options: ConsumerOptions,
-        *,
-        backlog: ConsumerBacklog | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -105,7 +98,6 @@ class WorkConsumer:
         self._durable = names.EXECUTOR_DURABLES[target]
         self._handler = handler
         self._options = options
-        self._backlog = backlog
         self._slots = asyncio.Semaphore(options.concurrency)
         self._inflight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._credit = 0
@@ -132,13 +124,7 @@ class WorkConsumer:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
         self._heard = loop.time()
-        helpers = [loop.create_task(self._keep_alive(), name=f"executor-{self._target}-keepalive")]
-        if self._backlog is not None:
-            helpers.append(
-                loop.create_task(
-                    self._sample(self._backlog), name=f"executor-{self._target}-backlog"
-                )
-            )
+        keep_alive = loop.create_task(self._keep_alive(), name=f"executor-{self._target}-keepalive")
         try:
             while True:
                 await self._top_up()
@@ -156,9 +142,7 @@ class WorkConsumer:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             await self._finish_inflight()
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            keep_alive.cancel()
 
     def _wanted(self) -> int:
         """How many more messages to ask for now (0: not worth a request yet)."""
@@ -250,17 +234,6 @@ class WorkConsumer:
                 if now - since >= period:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
-
-    async def _sample(self, backlog: ConsumerBacklog) -> None:
-        while True:
-            try:
-                info = await self._js.consumer_info(names.WORK_STREAM, self._durable)
-            except Exception as exc:  # a metric sample must never stop the consumer
-                log.debug("consumer info unavailable: %s", exc)
-            else:
-                backlog.pending.labels(self._durable).set(info.num_pending or 0)
-                backlog.ack_pending.labels(self._durable).set(info.num_ack_pending or 0)
-            await asyncio.sleep(SAMPLE_PERIOD_S)
 
     async def _finish_inflight(self) -> None:
         tasks = list(self._inflight)

@@ -1,11 +1,11 @@
-"""The metrics every executor exposes, labelled by ``target``, and the consumer backlog gauges."""
+"""The metrics every executor exposes, labelled by ``target``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from chronoflow_contracts.names import TargetKind
 from chronoflow_contracts.runs import RunStatus
@@ -77,32 +77,3 @@ class RunMetrics:
                 registry=registry,
             ),
         )
-
-
-@dataclass(frozen=True)
-class ConsumerBacklog:
-    """A durable consumer's backlog, sampled from its info (labelled by ``consumer``)."""
-
-    pending: Gauge
-    ack_pending: Gauge
-
-    @classmethod
-    def register(cls, registry: CollectorRegistry, consumer: str) -> ConsumerBacklog:
-        """Create the gauges, the consumer's series starting at zero."""
-        backlog = cls(
-            pending=Gauge(
-                "chronoflow_consumer_pending_messages",
-                "Messages the durable consumer has not delivered yet",
-                ["consumer"],
-                registry=registry,
-            ),
-            ack_pending=Gauge(
-                "chronoflow_consumer_ack_pending_messages",
-                "Messages delivered and not acknowledged yet (runs in progress)",
-                ["consumer"],
-                registry=registry,
-            ),
-        )
-        backlog.pending.labels(consumer)
-        backlog.ack_pending.labels(consumer)
-        return backlog

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chronoflow_contracts.names import TargetKind
 from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
-from chronoflow_platform.executor.metrics import ConsumerBacklog, RunMetrics
+from chronoflow_platform.executor.metrics import RunMetrics
 from chronoflow_platform.executor.recording import EventRecorder
 from chronoflow_platform.executor.runs import RunLedger
 from chronoflow_platform.service import Runtime
@@ -29,11 +29,9 @@ async def start_consumer(
     target: TargetKind,
     handler: Handler,
     options: ConsumerOptions,
-    *,
-    backlog: ConsumerBacklog | None = None,
 ) -> WorkConsumer:
     """Bind (or create) the target's durable and consume it for the service's lifetime."""
-    consumer = WorkConsumer(runtime.nc, runtime.js, target, handler, options, backlog=backlog)
+    consumer = WorkConsumer(runtime.nc, runtime.js, target, handler, options)
     await consumer.ensure()
     runtime.state["consumer"] = consumer
     runtime.spawn(consumer.run(), name=f"executor-{target}-consumer")
