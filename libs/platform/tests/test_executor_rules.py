@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,20 +44,24 @@ def test_jitter_keeps_between_half_and_all_of_the_delay(attempt: int, unit: floa
     assert full / 2 <= rules.backoff_s(p, attempt, unit) <= full
 
 
-def test_the_next_attempt_follows_the_policy_with_a_floor() -> None:
+@dataclass(frozen=True)
+class Verdict:
+    retryable: bool
+    retry_after_s: float | None = None
+
+
+def test_the_next_attempt_follows_the_policy_with_retry_after_as_a_floor() -> None:
     p = policy(attempts=3, backoff="fixed", delayMs=100, jitter=False)
-
-    def due(attempt: int, *, retryable: bool = True, floor_s: float | None = None) -> object:
-        return rules.next_attempt(
-            retryable=retryable, policy=p, attempt=attempt, finished_at=NOW, unit=0.5,
-            floor_s=floor_s,
-        )  # fmt: skip
-
-    assert due(1) == NOW + timedelta(milliseconds=100)
-    assert due(3) is None  # attempts exhausted
-    assert due(1, retryable=False) is None
-    assert due(1, floor_s=2.0) == NOW + timedelta(seconds=2)
-    assert due(1, floor_s=0.01) == NOW + timedelta(milliseconds=100)  # a floor, not a ceiling
+    failed = Verdict(retryable=True)
+    assert rules.next_attempt(failed, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert rules.next_attempt(failed, p, 3, NOW, 0.5) is None  # attempts exhausted
+    assert rules.next_attempt(Verdict(retryable=False), p, 1, NOW, 0.5) is None
+    busy = Verdict(retryable=True, retry_after_s=2.0)
+    assert rules.next_attempt(busy, p, 1, NOW, 0.5) == NOW + timedelta(seconds=2)
+    soon = Verdict(retryable=True, retry_after_s=0.01)
+    assert rules.next_attempt(soon, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert rules.retry_at(p, 2, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert rules.retry_at(p, 3, NOW, 0.5) is None
 
 
 def test_the_schedule_header_is_utc_rfc3339_rounded_up_to_the_millisecond() -> None:

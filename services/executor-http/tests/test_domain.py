@@ -10,6 +10,7 @@ from chronoflow_contracts.chrono import RetryPolicy
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_executor_http import domain
 from chronoflow_executor_http.domain import Outcome, Verdict
+from chronoflow_platform.executor.rules import next_attempt
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -99,18 +100,18 @@ def policy(**fields: object) -> RetryPolicy:
 def test_next_attempt_follows_the_policy_and_honours_retry_after() -> None:
     p = policy(attempts=3, backoff="fixed", delayMs=100, jitter=False)
     failed = domain.judge_response(503, None, NOW)
-    assert domain.next_attempt(failed, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
-    assert domain.next_attempt(failed, p, 2, NOW, 0.5) == NOW + timedelta(milliseconds=100)
-    assert domain.next_attempt(failed, p, 3, NOW, 0.5) is None  # attempts exhausted
+    assert next_attempt(failed, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert next_attempt(failed, p, 2, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert next_attempt(failed, p, 3, NOW, 0.5) is None  # attempts exhausted
     busy = domain.judge_response(429, "2", NOW)
-    assert domain.next_attempt(busy, p, 1, NOW, 0.5) == NOW + timedelta(seconds=2)
+    assert next_attempt(busy, p, 1, NOW, 0.5) == NOW + timedelta(seconds=2)
     # Retry-After is a floor, never a ceiling.
     slow = policy(attempts=3, backoff="fixed", delayMs=5000, jitter=False)
-    assert domain.next_attempt(busy, slow, 1, NOW, 0.5) == NOW + timedelta(seconds=5)
+    assert next_attempt(busy, slow, 1, NOW, 0.5) == NOW + timedelta(seconds=5)
     final = domain.judge_response(404, None, NOW)
-    assert domain.next_attempt(final, p, 1, NOW, 0.5) is None
+    assert next_attempt(final, p, 1, NOW, 0.5) is None
     blocked = Verdict(RunStatus.FAILED, Outcome.BLOCKED, False)
-    assert domain.next_attempt(blocked, p, 1, NOW, 0.5) is None
+    assert next_attempt(blocked, p, 1, NOW, 0.5) is None
 
 
 def test_the_body_is_compact_json_except_where_a_method_has_none() -> None:

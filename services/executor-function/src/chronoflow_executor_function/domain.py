@@ -38,13 +38,9 @@ def next_attempt(
     unit: float,
 ) -> datetime | None:
     """When the next attempt is due, or None when this attempt is the last."""
-    return rules.next_attempt(
-        retryable=termination in RETRYABLE,
-        policy=policy,
-        attempt=attempt,
-        finished_at=finished_at,
-        unit=unit,
-    )
+    if termination not in RETRYABLE:
+        return None
+    return rules.retry_at(policy, attempt, finished_at, unit)
 
 
 def merge_state(

@@ -9,9 +9,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
-from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy
+from chronoflow_contracts.chrono import ChronoDefinition
 from chronoflow_contracts.runs import RunStatus
-from chronoflow_platform.executor import rules
 from chronoflow_platform.executor.rules import FinalStatus, clip
 
 TARGET: Final = "http"
@@ -103,23 +102,6 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         return None
     return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
-
-
-def next_attempt(
-    verdict: Verdict, policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
-) -> datetime | None:
-    """When the next attempt is due, or None when this attempt is the last.
-
-    A ``Retry-After`` is a floor: the policy may wait longer, never shorter.
-    """
-    return rules.next_attempt(
-        retryable=verdict.retryable,
-        policy=policy,
-        attempt=attempt,
-        finished_at=finished_at,
-        unit=unit,
-        floor_s=verdict.retry_after_s,
-    )
 
 
 def timeout_s(definition: ChronoDefinition, default_ms: int) -> float:

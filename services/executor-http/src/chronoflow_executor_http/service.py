@@ -18,6 +18,7 @@ from chronoflow_egress.signing import webhook_headers
 from chronoflow_executor_http import domain
 from chronoflow_executor_http.domain import Outcome, Verdict
 from chronoflow_executor_http.metrics import ExecutorMetrics
+from chronoflow_platform.executor import rules
 from chronoflow_platform.executor.runs import RunLedger
 from chronoflow_platform.header_secrets import PREFIX, HeaderCipher, is_sensitive
 
@@ -83,7 +84,7 @@ class WebhookExecutor:
 
         verdict, response = attempt.verdict, attempt.response
         policy = request.definition.config.retry
-        due = domain.next_attempt(verdict, policy, request.attempt, finished.at, self._jitter())
+        due = rules.next_attempt(verdict, policy, request.attempt, finished.at, self._jitter())
         result: dict[str, object] = {}
         if response is not None:
             result.update(

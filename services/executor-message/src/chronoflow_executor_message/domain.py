@@ -14,11 +14,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
-from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy
+from chronoflow_contracts.chrono import ChronoDefinition
 from chronoflow_contracts.recipients import normalize_recipient
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_contracts.waha import SendErrorCode, WahaSendReply
-from chronoflow_platform.executor import rules
 from chronoflow_platform.executor.rules import FinalStatus, clip
 
 TARGET: Final = "message"
@@ -247,24 +246,6 @@ def result(
     if next_attempt_at is not None:
         body["nextAttemptAt"] = next_attempt_at.isoformat()
     return body
-
-
-def next_attempt(
-    verdict: Verdict, policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
-) -> datetime | None:
-    """When the next attempt is due, or None when this one is the last.
-
-    A ``Retry-After`` (WhatsApp's, or the gateway's pause after a rate limit) is a floor: the
-    policy may wait longer, never shorter.
-    """
-    return rules.next_attempt(
-        retryable=verdict.retryable,
-        policy=policy,
-        attempt=attempt,
-        finished_at=finished_at,
-        unit=unit,
-        floor_s=verdict.retry_after_s,
-    )
 
 
 def idempotency_key(occurrence_id: str, chat_id: str) -> str:

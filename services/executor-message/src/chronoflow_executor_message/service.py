@@ -14,6 +14,7 @@ from chronoflow_executor_message import domain
 from chronoflow_executor_message.domain import Recipient
 from chronoflow_executor_message.gateway import TextSender
 from chronoflow_executor_message.metrics import ExecutorMetrics
+from chronoflow_platform.executor import rules
 from chronoflow_platform.executor.runs import RunLedger
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class MessageExecutor:
 
         verdict = domain.judge(recipients, stop)
         policy = request.definition.config.retry
-        due = domain.next_attempt(verdict, policy, request.attempt, finished.at, self._jitter())
+        due = rules.next_attempt(verdict, policy, request.attempt, finished.at, self._jitter())
         recorded = domain.finish(
             recipients,
             will_retry=due is not None,

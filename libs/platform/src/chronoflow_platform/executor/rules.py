@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, TypeAlias, TypedDict
+from typing import Final, Literal, Protocol, TypeAlias, TypedDict
 
 from chronoflow_contracts.chrono import RetryPolicy, TargetType
 from chronoflow_contracts.names import TargetKind
@@ -96,25 +96,40 @@ def backoff_s(policy: RetryPolicy, failed_attempt: int, unit: float) -> float:
     return delay_ms / 1000
 
 
+class RetryVerdict(Protocol):
+    """How an attempt ended, as far as its retry is concerned."""
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another attempt could end differently."""
+
+    @property
+    def retry_after_s(self) -> float | None:
+        """The least wait the other side asked for (a Retry-After), if any."""
+
+
+def retry_at(
+    policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
+) -> datetime | None:
+    """When a retryable attempt's successor is due by the policy, or None after the last."""
+    if attempt >= policy.attempts:
+        return None
+    return finished_at + timedelta(seconds=backoff_s(policy, attempt, unit))
+
+
 def next_attempt(
-    *,
-    retryable: bool,
-    policy: RetryPolicy,
-    attempt: int,
-    finished_at: datetime,
-    unit: float,
-    floor_s: float | None = None,
+    verdict: RetryVerdict, policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
 ) -> datetime | None:
     """When the next attempt is due, or None when this attempt is the last.
 
-    ``floor_s`` (a Retry-After) is a floor: the policy may wait longer, never shorter.
+    A ``Retry-After`` is a floor: the policy may wait longer, never shorter.
     """
-    if not retryable or attempt >= policy.attempts:
+    if not verdict.retryable:
         return None
-    delay = backoff_s(policy, attempt, unit)
-    if floor_s is not None:
-        delay = max(delay, floor_s)
-    return finished_at + timedelta(seconds=delay)
+    due = retry_at(policy, attempt, finished_at, unit)
+    if due is None or verdict.retry_after_s is None:
+        return due
+    return max(due, finished_at + timedelta(seconds=verdict.retry_after_s))
 
 
 def next_attempt_at(completed: RunCompleted) -> datetime | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -24,8 +24,6 @@ from chronoflow_contracts.runs import (
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_platform.executor.rules import KINDS
 from chronoflow_platform.publishing import publish_event
-
-T = TypeVar("T")
 
 
 def once_in_an_hour() -> tuple[str, NormalizedSchedule]:
@@ -85,11 +83,7 @@ async def publish_run(js: JetStreamContext, request: RunRequested) -> PubAck:
     )
 
 
-@overload
-async def until(check: Callable[[], Awaitable[T]], *, interval: float = ...) -> T: ...
-@overload
-async def until(check: Callable[[], T], *, interval: float = ...) -> T: ...
-async def until(check: Callable[[], Any], *, interval: float = 0.05) -> Any:
+async def until(check: Callable[[], object], *, interval: float = 0.05) -> Any:
     """Poll ``check`` (plain or async) until it returns something truthy, and return that;
     bound it with ``asyncio.timeout``."""
     while True:
