@@ -21,22 +21,14 @@ from chronoflow_platform.executor.handler import RunRequestHandler
 from chronoflow_platform.executor.metrics import RunMetrics
 from chronoflow_platform.executor.recording import EventRecorder
 from chronoflow_platform.executor.runs import RunLedger
-from chronoflow_platform.executor.testing import once_in_an_hour, publish_run, run_request, until
+from chronoflow_platform.executor.testing import one_off_definition, publish_run, run_request, until
 from chronoflow_platform.publishing import publish_event
 
 DURABLE = names.EXECUTOR_DURABLES["http"]
 
 
 def http_definition(url: str) -> ChronoDefinition:
-    cron, schedule = once_in_an_hour()
-    return ChronoDefinition(
-        name="consumer test",
-        cron=cron,
-        timezone="UTC",
-        schedule=schedule,
-        target_type=TargetType.HTTP,
-        url=url,
-    )
+    return one_off_definition(TargetType.HTTP, "consumer test", url=url)
 
 
 def options(**changes: float) -> ConsumerOptions:

@@ -19,7 +19,7 @@ from aiohttp import web
 from chronoflow_contracts.chrono import ChronoDefinition, ExecConfig, TargetType
 from chronoflow_egress.signing import ID_HEADER
 from chronoflow_platform.executor.testing import (
-    once_in_an_hour,
+    one_off_definition,
     publish_run,
     retry_policy,
     run_request,
@@ -216,13 +216,9 @@ def http_definition(
     follow_redirects: bool = False,
 ) -> ChronoDefinition:
     """An HTTP chrono's definition, as the scheduler snapshots it into a RunRequested."""
-    cron, schedule = once_in_an_hour()
-    return ChronoDefinition(
-        name="webhook test",
-        cron=cron,
-        timezone="UTC",
-        schedule=schedule,
-        target_type=TargetType.HTTP,
+    return one_off_definition(
+        TargetType.HTTP,
+        "webhook test",
         method=method,
         url=url,
         headers=headers or {},

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from chronoflow_contracts.chrono import ChronoDefinition, ExecConfig, TargetType
 from chronoflow_platform.executor.testing import (
-    once_in_an_hour,
+    one_off_definition,
     publish_run,
     retry_policy,
     run_request,
@@ -26,13 +26,9 @@ def message_definition(
     backoff: str = "fixed",
 ) -> ChronoDefinition:
     """A MESSAGE chrono's definition, as the scheduler snapshots it into a RunRequested."""
-    cron, schedule = once_in_an_hour()
-    return ChronoDefinition(
-        name="message test",
-        cron=cron,
-        timezone="UTC",
-        schedule=schedule,
-        target_type=TargetType.MESSAGE,
+    return one_off_definition(
+        TargetType.MESSAGE,
+        "message test",
         channel_id=channel_id,
         message_template=text,
         recipients=recipients,

@@ -205,9 +205,9 @@ class RunLedger:
         msg_id = run_request_msg_id(request.chrono_id, request.scheduled_for, attempt)
         target = names.work_subject(self._kind)
         if due <= utc_now():
-            await publish_event(self._js, target, following, msg_id=msg_id)
+            ack = await publish_event(self._js, target, following, msg_id=msg_id)
         else:
-            await publish_event(
+            ack = await publish_event(
                 self._js,
                 names.work_retry_subject(self._kind, following.run_id),
                 following,
@@ -218,7 +218,9 @@ class RunLedger:
                     names.DUE_AT: due.isoformat(),
                 },
             )
-        self._metrics.target_retries.inc()
+        if not ack.duplicate:
+            # A redelivered attempt lines up the same retry again, which JetStream drops.
+            self._metrics.target_retries.inc()
 
 
 def _observed(future: asyncio.Future[Stored]) -> None:

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from chronoflow_contracts import names, new_id, utc_now
-from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy
+from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy, TargetType
 from chronoflow_contracts.runs import (
     RunRequested,
     Trigger,
@@ -26,10 +26,18 @@ from chronoflow_platform.executor.rules import KINDS
 from chronoflow_platform.publishing import publish_event
 
 
-def once_in_an_hour() -> tuple[str, NormalizedSchedule]:
-    """A chrono's ``cron`` phrase and schedule for a one-off run (runs are requested directly)."""
-    return "in 1 hour", NormalizedSchedule(
-        type="once", run_at=utc_now(), timezone="UTC", description="once"
+def one_off_definition(target_type: TargetType, name: str, **fields: Any) -> ChronoDefinition:
+    """A one-off chrono's definition (runs are requested directly), as the scheduler snapshots
+    it into a RunRequested; ``fields`` are the target's own (``url``, ``channel_id``, ...)."""
+    return ChronoDefinition(
+        name=name,
+        cron="in 1 hour",
+        timezone="UTC",
+        schedule=NormalizedSchedule(
+            type="once", run_at=utc_now(), timezone="UTC", description="once"
+        ),
+        target_type=target_type,
+        **fields,
     )
 
 
