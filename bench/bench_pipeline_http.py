@@ -58,9 +58,9 @@ from chronoflow_contracts.runs import run_request_msg_id
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, free_port
 from chronoflow_egress.signing import generate_secret
-from chronoflow_executor_http.domain import schedule_header
 from chronoflow_executor_http.testing import http_definition, run_request
 from chronoflow_platform import db, jetstream
+from chronoflow_platform.executor.rules import schedule_header
 from chronoflow_platform.publishing import event_headers, publish_event
 from chronoflow_platform.schema import chrono_runs
 

@@ -24,12 +24,8 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks import Webhook
 
-from chronoflow_api.app import create_app as create_api
-from chronoflow_api.projector.app import create_app as create_projector
-from chronoflow_api.settings import ApiSettings, ProjectorSettings
 from chronoflow_devstack.embedded import NatsServer, free_port
 from chronoflow_egress import BlockReason, EgressPolicy, StaticResolver, check_address
 from chronoflow_executor_http.app import create_app
@@ -44,7 +40,6 @@ from chronoflow_executor_http.testing import (
     slow,
     statuses,
 )
-from chronoflow_platform import apikeys
 from chronoflow_platform.header_secrets import HeaderCipher
 
 # The Standard Webhooks test vector's secret: the executor signs with it, so the reference
@@ -87,27 +82,6 @@ async def running_executor(
     app = create_app(ExecutorHttpSettings.model_validate(values), resolver=resolver)
     async with app.router.lifespan_context(app):
         yield app
-
-
-@pytest.fixture
-async def api(
-    nats_server: NatsServer, database_url: str, clean_stack: JetStreamContext, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The api and the projector, in-process, on empty streams and tables."""
-    env = {
-        "NATS_URL": nats_server.url,
-        "DATABASE_URL": database_url,
-        "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
-    }
-    projector = create_projector(ProjectorSettings.model_validate(env))
-    app = create_api(ApiSettings.model_validate(env))
-    _, key = await apikeys.create_key(engine, "executor-http tests")
-    async with projector.router.lifespan_context(projector), app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            yield client
 
 
 @pytest.fixture

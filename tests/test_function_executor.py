@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -31,9 +30,6 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chronoflow_api.app import create_app as create_api
-from chronoflow_api.projector.app import create_app as create_projector
-from chronoflow_api.settings import ApiSettings, ProjectorSettings
 from chronoflow_contracts.chrono import RetryPolicy
 from chronoflow_contracts.runs import run_id
 from chronoflow_devstack.embedded import NatsServer, free_port
@@ -50,12 +46,10 @@ from chronoflow_executor_function.testing import (
     running_executor,
     until,
 )
-from chronoflow_platform import apikeys
 from chronoflow_platform.schema import function_state
 from chronoflow_scheduler.app import create_app as create_scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 
-SECRETS_KEY = Fernet.generate_key().decode()
 TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 SEED_FILE = (
     Path(__file__).resolve().parents[1]
@@ -69,29 +63,6 @@ ENVIRON = {"CF_TEST_GREETING": "olá", "CF_TEST_SECRET": "not for functions"}
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("function-cache"))
-
-
-@pytest.fixture
-async def api(
-    nats_server: NatsServer, database_url: str, clean_stack: JetStreamContext, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The api and the projector, in-process, on empty streams and tables."""
-    env = {
-        "NATS_URL": nats_server.url,
-        "DATABASE_URL": database_url,
-        "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
-        # A loaded machine (CI, parallel suites) can delay the projector past the default.
-        "CHRONOFLOW_READ_YOUR_WRITES_TIMEOUT_SECONDS": "30",
-    }
-    projector = create_projector(ProjectorSettings.model_validate(env))
-    app = create_api(ApiSettings.model_validate(env))
-    _, key = await apikeys.create_key(engine, "executor-function tests")
-    async with projector.router.lifespan_context(projector), app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            yield client
 
 
 @pytest.fixture

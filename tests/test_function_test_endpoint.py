@@ -12,53 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_api import service as api_service
-from chronoflow_api.app import create_app as create_api
-from chronoflow_api.projector.app import create_app as create_projector
-from chronoflow_api.settings import ApiSettings, ProjectorSettings
 from chronoflow_contracts import names
 from chronoflow_devstack.embedded import NatsServer
 from chronoflow_executor_function.testing import GatewayStandIn, UserApi, running_executor
-from chronoflow_platform import apikeys
 from chronoflow_platform.schema import chrono_runs, function_state
-
-SECRETS_KEY = Fernet.generate_key().decode()
 
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("function-cache"))
-
-
-@pytest.fixture
-async def api(
-    nats_server: NatsServer, database_url: str, clean_stack: JetStreamContext, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The api and the projector, in-process, on empty streams and tables."""
-    env = {
-        "NATS_URL": nats_server.url,
-        "DATABASE_URL": database_url,
-        "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
-        # A loaded machine (CI, parallel suites) can delay the projector past the default.
-        "CHRONOFLOW_READ_YOUR_WRITES_TIMEOUT_SECONDS": "30",
-    }
-    projector = create_projector(ProjectorSettings.model_validate(env))
-    app = create_api(ApiSettings.model_validate(env))
-    _, key = await apikeys.create_key(engine, "function test endpoint")
-    async with projector.router.lifespan_context(projector), app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            yield client
 
 
 @pytest.fixture

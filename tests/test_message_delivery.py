@@ -19,21 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chronoflow_api.app import create_app as create_api
-from chronoflow_api.projector.app import create_app as create_projector
-from chronoflow_api.settings import ApiSettings, ProjectorSettings
 from chronoflow_contracts import new_id
 from chronoflow_devstack.embedded import NatsServer
 from chronoflow_executor_message.app import create_app as create_executor
 from chronoflow_executor_message.settings import ExecutorMessageSettings
 from chronoflow_executor_message.testing import message_definition, publish_run, run_request
-from chronoflow_platform import apikeys
 from chronoflow_waha_gateway.testing import WahaStack, waha_stack
 from chronoflow_waha_simulator.contract import (
     ContractCheckingTransport,
@@ -41,33 +35,11 @@ from chronoflow_waha_simulator.contract import (
     openapi_path,
 )
 
-SECRETS_KEY = Fernet.generate_key().decode()
 OPENAPI = openapi_path(Path(__file__).resolve().parents[1])
 TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 ANA, BETO, GRUPO = "+55 11 99999-0001", "+55 (21) 98888-0002", "120363025000000001@g.us"
 ANA_ID, BETO_ID = "5511999990001@c.us", "5521988880002@c.us"
 TEXT = "Bom dia! Promo de hoje..."
-
-
-@pytest.fixture
-async def api(
-    nats_server: NatsServer, database_url: str, clean_stack: JetStreamContext, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The api and the projector, in-process, on empty streams and tables."""
-    env = {
-        "NATS_URL": nats_server.url,
-        "DATABASE_URL": database_url,
-        "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
-    }
-    projector = create_projector(ProjectorSettings.model_validate(env))
-    app = create_api(ApiSettings.model_validate(env))
-    _, key = await apikeys.create_key(engine, "executor-message tests")
-    async with projector.router.lifespan_context(projector), app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            yield client
 
 
 @pytest.fixture

@@ -15,41 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chronoflow_api.app import create_app as create_api
-from chronoflow_api.projector.app import create_app as create_projector
-from chronoflow_api.settings import ApiSettings, ProjectorSettings
 from chronoflow_contracts import names
 from chronoflow_devstack.embedded import NatsServer
 from chronoflow_platform import apikeys
 from chronoflow_waha_gateway.testing import HMAC_KEY, WEBHOOK_PATH, WahaStack, waha_stack
 from chronoflow_waha_gateway.webhooks import sign
-
-SECRETS_KEY = Fernet.generate_key().decode()
-
-
-@pytest.fixture
-async def api(
-    nats_server: NatsServer, database_url: str, clean_stack: JetStreamContext, engine: AsyncEngine
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The api and the projector, in-process, on empty streams and tables."""
-    env = {
-        "NATS_URL": nats_server.url,
-        "DATABASE_URL": database_url,
-        "CHRONOFLOW_SECRETS_KEY": SECRETS_KEY,
-    }
-    projector = create_projector(ProjectorSettings.model_validate(env))
-    app = create_api(ApiSettings.model_validate(env))
-    _, key = await apikeys.create_key(engine, "waha webhook tests")
-    async with projector.router.lifespan_context(projector), app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://api", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
-            yield client
 
 
 @pytest.fixture

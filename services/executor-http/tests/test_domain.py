@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from chronoflow_contracts.chrono import RetryPolicy
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_executor_http import domain
 from chronoflow_executor_http.domain import Outcome, Verdict
+from chronoflow_platform.executor.rules import next_attempt
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -99,46 +97,21 @@ def policy(**fields: object) -> RetryPolicy:
     return RetryPolicy.model_validate(fields)
 
 
-def test_exponential_backoff_doubles_up_to_the_cap() -> None:
-    p = policy(attempts=10, backoff="exponential", delayMs=1000, maxDelayMs=5000, jitter=False)
-    assert [domain.backoff_s(p, n, 0.0) for n in range(1, 6)] == [1, 2, 4, 5, 5]
-
-
-def test_fixed_backoff_stays_put() -> None:
-    p = policy(attempts=10, backoff="fixed", delayMs=250, maxDelayMs=60_000, jitter=False)
-    assert {domain.backoff_s(p, n, 0.9) for n in range(1, 6)} == {0.25}
-
-
-def test_a_huge_attempt_number_stays_capped() -> None:
-    p = policy(attempts=20, backoff="exponential", delayMs=86_400_000, jitter=False)
-    assert domain.backoff_s(p, 10_000, 0.0) == 60.0
-
-
-@given(st.integers(1, 20), st.floats(0, 1, exclude_max=True))
-def test_jitter_keeps_between_half_and_all_of_the_delay(attempt: int, unit: float) -> None:
-    p = policy(attempts=20, backoff="exponential", delayMs=1000, maxDelayMs=60_000, jitter=True)
-    plain = policy(
-        attempts=20, backoff="exponential", delayMs=1000, maxDelayMs=60_000, jitter=False
-    )
-    full = domain.backoff_s(plain, attempt, unit)
-    assert full / 2 <= domain.backoff_s(p, attempt, unit) <= full
-
-
 def test_next_attempt_follows_the_policy_and_honours_retry_after() -> None:
     p = policy(attempts=3, backoff="fixed", delayMs=100, jitter=False)
     failed = domain.judge_response(503, None, NOW)
-    assert domain.next_attempt(failed, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
-    assert domain.next_attempt(failed, p, 2, NOW, 0.5) == NOW + timedelta(milliseconds=100)
-    assert domain.next_attempt(failed, p, 3, NOW, 0.5) is None  # attempts exhausted
+    assert next_attempt(failed, p, 1, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert next_attempt(failed, p, 2, NOW, 0.5) == NOW + timedelta(milliseconds=100)
+    assert next_attempt(failed, p, 3, NOW, 0.5) is None  # attempts exhausted
     busy = domain.judge_response(429, "2", NOW)
-    assert domain.next_attempt(busy, p, 1, NOW, 0.5) == NOW + timedelta(seconds=2)
+    assert next_attempt(busy, p, 1, NOW, 0.5) == NOW + timedelta(seconds=2)
     # Retry-After is a floor, never a ceiling.
     slow = policy(attempts=3, backoff="fixed", delayMs=5000, jitter=False)
-    assert domain.next_attempt(busy, slow, 1, NOW, 0.5) == NOW + timedelta(seconds=5)
+    assert next_attempt(busy, slow, 1, NOW, 0.5) == NOW + timedelta(seconds=5)
     final = domain.judge_response(404, None, NOW)
-    assert domain.next_attempt(final, p, 1, NOW, 0.5) is None
+    assert next_attempt(final, p, 1, NOW, 0.5) is None
     blocked = Verdict(RunStatus.FAILED, Outcome.BLOCKED, False)
-    assert domain.next_attempt(blocked, p, 1, NOW, 0.5) is None
+    assert next_attempt(blocked, p, 1, NOW, 0.5) is None
 
 
 def test_the_body_is_compact_json_except_where_a_method_has_none() -> None:
@@ -173,19 +146,3 @@ def test_status_classes() -> None:
         "none",
         "none",
     ]
-
-
-def test_the_schedule_header_is_utc_rfc3339_rounded_up_to_the_millisecond() -> None:
-    due = datetime(2026, 11, 25, 9, 0, 0, 123_001, tzinfo=UTC)
-    assert domain.schedule_header(due) == "@at 2026-11-25T09:00:00.124Z"
-    exact = datetime(2026, 11, 25, 9, 0, 0, 123_000, tzinfo=UTC)
-    assert domain.schedule_header(exact) == "@at 2026-11-25T09:00:00.123Z"
-    local = datetime(2026, 11, 25, 6, 0, 0, tzinfo=ZoneInfo("America/Sao_Paulo"))
-    assert domain.schedule_header(local) == "@at 2026-11-25T09:00:00.000Z"
-
-
-def test_message_ids_are_derived_from_the_run_id() -> None:
-    assert domain.started_msg_id("r1") == "run-started-r1"
-    assert domain.completed_msg_id("r1") == "run-completed-r1"
-    assert domain.duration_ms(0.0129) == 12
-    assert domain.duration_ms(-1) == 0

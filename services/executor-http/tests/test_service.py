@@ -24,7 +24,6 @@ from chronoflow_contracts.runs import (
 from chronoflow_egress import DEVELOPMENT_ALLOWLIST, EgressPolicy, build_client
 from chronoflow_egress.signing import generate_secret, verify
 from chronoflow_executor_http.metrics import ExecutorMetrics
-from chronoflow_executor_http.recording import EventRecorder
 from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.testing import (
     WebhookSink,
@@ -32,6 +31,8 @@ from chronoflow_executor_http.testing import (
     run_request,
     statuses,
 )
+from chronoflow_platform.executor.recording import EventRecorder
+from chronoflow_platform.executor.runs import RunLedger
 from chronoflow_platform.header_secrets import HeaderCipher
 
 SECRET = generate_secret()
@@ -65,17 +66,15 @@ async def empty_work_queue(js: JetStreamContext) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def recorder(nc: NatsClient, js: JetStreamContext) -> EventRecorder:
-    return EventRecorder(nc, js)
+def ledger(nc: NatsClient, js: JetStreamContext) -> RunLedger:
+    metrics = ExecutorMetrics.register(CollectorRegistry())
+    return RunLedger(js=js, recorder=EventRecorder(nc, js), metrics=metrics.runs)
 
 
 @pytest.fixture
-def executor(
-    js: JetStreamContext, recorder: EventRecorder, client: httpx.AsyncClient
-) -> WebhookExecutor:
+def executor(ledger: RunLedger, client: httpx.AsyncClient) -> WebhookExecutor:
     return WebhookExecutor(
-        js=js,
-        recorder=recorder,
+        ledger=ledger,
         client=client,
         secrets=[SECRET],
         cipher=HeaderCipher(KEY),
@@ -233,8 +232,7 @@ async def test_requests_that_cannot_be_sent_fail_without_retry(
 
 
 async def test_secret_header_values_never_reach_an_error_message(
-    js: JetStreamContext,
-    recorder: EventRecorder,
+    ledger: RunLedger,
     client: httpx.AsyncClient,
     executor: WebhookExecutor,
     sink: WebhookSink,
@@ -247,8 +245,7 @@ async def test_secret_header_values_never_reach_an_error_message(
     assert not unreadable.will_retry
 
     keyless = WebhookExecutor(
-        js=js,
-        recorder=recorder,
+        ledger=ledger,
         client=client,
         secrets=[SECRET],
         cipher=None,

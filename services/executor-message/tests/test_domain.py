@@ -12,6 +12,7 @@ from chronoflow_contracts.waha import SendErrorCode, WahaSendReply
 from chronoflow_executor_message import domain
 from chronoflow_executor_message.domain import Delivery, Recipient
 from chronoflow_executor_message.testing import message_definition
+from chronoflow_platform.executor.rules import next_attempt
 
 A, B, C = "+55 11 99999-0001", "+55 (11) 99999-0002", "120363025000000001@g.us"
 A_ID, B_ID, C_ID = "5511999990001@c.us", "5511999990002@c.us", C
@@ -128,13 +129,13 @@ def test_a_rate_limit_is_retryable_and_its_wait_is_a_floor() -> None:
         "2 of 3 recipients did not get the text: WAHA sendText: HTTP 429: rate limited"
     )
     policy = RetryPolicy(attempts=3, backoff="fixed", delay_ms=1000, jitter=False)
-    due = domain.next_attempt(verdict, policy, 1, NOW, 0.0)
+    due = next_attempt(verdict, policy, 1, NOW, 0.0)
     assert due == NOW + timedelta(seconds=30)
     # The policy may wait longer than Retry-After, never shorter.
     slow = RetryPolicy(attempts=3, backoff="fixed", delay_ms=45_000, jitter=False)
-    assert domain.next_attempt(verdict, slow, 1, NOW, 0.0) == NOW + timedelta(seconds=45)
+    assert next_attempt(verdict, slow, 1, NOW, 0.0) == NOW + timedelta(seconds=45)
     # The last attempt has no next one.
-    assert domain.next_attempt(verdict, policy, 3, NOW, 0.0) is None
+    assert next_attempt(verdict, policy, 3, NOW, 0.0) is None
 
 
 def test_a_session_that_does_not_work_fails_the_run_without_retry() -> None:
@@ -201,11 +202,6 @@ def test_a_definition_without_recipients_or_text_is_named() -> None:
     assert domain.definition_problem(good) is None
     bad = good.model_copy(update={"recipients": [], "message_template": None})
     assert domain.definition_problem(bad) == "the chrono has no messageTemplate and no recipients"
-
-
-def test_the_schedule_header_rounds_up_to_the_millisecond() -> None:
-    due = datetime(2026, 3, 1, 12, 0, 0, 123_001, tzinfo=UTC)
-    assert domain.schedule_header(due) == "@at 2026-03-01T12:00:00.124Z"
 
 
 def test_the_idempotency_key_is_per_occurrence_and_chat() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +16,8 @@ from chronoflow_contracts.waha import SendErrorCode, WahaSendReply, WahaSendRequ
 from chronoflow_executor_message.metrics import ExecutorMetrics
 from chronoflow_executor_message.service import MessageExecutor
 from chronoflow_executor_message.testing import message_definition, run_request
+from chronoflow_platform.executor.recording import EventRecorder
+from chronoflow_platform.executor.runs import RunLedger
 
 ANA, BETO = "+5511999990001", "+5521988880002"
 ANA_ID, BETO_ID = "5511999990001@c.us", "5521988880002@c.us"
@@ -36,14 +39,17 @@ class ScriptedGateway:
         )
 
 
-def executor(js: JetStreamContext, gateway: ScriptedGateway, slept: list[float]) -> MessageExecutor:
+def executor(
+    nc: NatsClient, js: JetStreamContext, gateway: ScriptedGateway, slept: list[float]
+) -> MessageExecutor:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
+    metrics = ExecutorMetrics.register(CollectorRegistry())
     return MessageExecutor(
-        js=js,
+        ledger=RunLedger(js=js, recorder=EventRecorder(nc, js), metrics=metrics.runs),
         gateway=gateway,
-        metrics=ExecutorMetrics.register(CollectorRegistry()),
+        metrics=metrics,
         jitter=lambda: 0.0,
         sleep=sleep,
     )
@@ -55,11 +61,13 @@ def paced(after: float) -> WahaSendReply:
     )
 
 
-async def test_a_full_pacing_queue_is_waited_out_not_failed(js: JetStreamContext) -> None:
+async def test_a_full_pacing_queue_is_waited_out_not_failed(
+    nc: NatsClient, js: JetStreamContext
+) -> None:
     gateway = ScriptedGateway({BETO_ID: [paced(0.5), paced(120)]})
     slept: list[float] = []
     request = run_request(message_definition("ch", [ANA, BETO]))
-    completed = await executor(js, gateway, slept).execute(request)
+    completed = await executor(nc, js, gateway, slept).execute(request)
     assert completed.status is RunStatus.SUCCESS
     # Each wait is the gateway's, capped so the question is asked again now and then.
     assert slept == [0.5, 30.0]
@@ -69,7 +77,7 @@ async def test_a_full_pacing_queue_is_waited_out_not_failed(js: JetStreamContext
 
 
 async def test_a_rate_limit_schedules_a_retry_carrying_who_has_the_text(
-    js: JetStreamContext,
+    nc: NatsClient, js: JetStreamContext
 ) -> None:
     limited = WahaSendReply(
         ok=False,
@@ -81,7 +89,7 @@ async def test_a_rate_limit_schedules_a_retry_carrying_who_has_the_text(
     )
     gateway = ScriptedGateway({BETO_ID: [limited]})
     request = run_request(message_definition("ch", [ANA, BETO], attempts=3))
-    completed = await executor(js, gateway, []).execute(request)
+    completed = await executor(nc, js, gateway, []).execute(request)
     assert completed.status is RunStatus.FAILED
     assert completed.will_retry
     assert completed.http_status == 429
@@ -106,11 +114,13 @@ async def test_a_rate_limit_schedules_a_retry_carrying_who_has_the_text(
     )
 
 
-async def test_a_redelivered_run_follows_the_outcome_recorded_first(js: JetStreamContext) -> None:
+async def test_a_redelivered_run_follows_the_outcome_recorded_first(
+    nc: NatsClient, js: JetStreamContext
+) -> None:
     request = run_request(message_definition("ch", [ANA]))
-    first = await executor(js, ScriptedGateway({}), []).execute(request)
+    first = await executor(nc, js, ScriptedGateway({}), []).execute(request)
     assert first.status is RunStatus.SUCCESS
     refused = WahaSendReply(ok=False, code=SendErrorCode.REJECTED, error="nope", status=400)
-    again = await executor(js, ScriptedGateway({ANA_ID: [refused]}), []).execute(request)
+    again = await executor(nc, js, ScriptedGateway({ANA_ID: [refused]}), []).execute(request)
     assert again.event_id == first.event_id
     assert again.status is RunStatus.SUCCESS

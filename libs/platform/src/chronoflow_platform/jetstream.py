@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import replace
 
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -133,27 +131,3 @@ def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:
     return any(getattr(current, f) != getattr(wanted, f) for f in fields) or any(
         bool(getattr(current, f)) != bool(getattr(wanted, f)) for f in flags
     )
-
-
-#: How long topping up a batch may wait for messages the first one said were pending.
-TOP_UP_WAIT_S = 0.05
-
-
-async def next_batch(
-    sub: JetStreamContext.PullSubscription, wanted: int, wait: float = 5.0
-) -> list[Msg]:
-    """Up to ``wanted`` messages from a pull consumer, as soon as the first one is there.
-
-    nats-py's ``fetch(n)`` with ``n > 1`` on an idle stream keeps waiting, once a message has
-    arrived, until the batch is full or the wait is over: a lone run would start seconds late.
-    So: wait for one, then take without waiting as many more as it says are pending.
-    """
-    try:
-        msgs = await sub.fetch(1, timeout=wait)
-    except TimeoutError:
-        return []
-    room = min(wanted - len(msgs), msgs[-1].metadata.num_pending if msgs else 0)
-    if room > 0:
-        with contextlib.suppress(TimeoutError):
-            msgs += await sub.fetch(room, timeout=TOP_UP_WAIT_S)
-    return msgs

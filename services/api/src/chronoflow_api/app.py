@@ -7,7 +7,6 @@ import logging
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
-from chronoflow_api.auth import KeyChecker
 from chronoflow_api.deps import RequireKey
 from chronoflow_api.domain import Policy
 from chronoflow_api.errors import install_error_handlers
@@ -16,6 +15,7 @@ from chronoflow_api.service import Services
 from chronoflow_api.settings import ApiSettings
 from chronoflow_api.store import EventStore
 from chronoflow_api.watermark import ProjectionWatermark
+from chronoflow_platform.auth import KeyChecker
 from chronoflow_platform.header_secrets import HeaderCipher
 from chronoflow_platform.service import Runtime, create_service_app
 

@@ -6,28 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from chronoflow_api.auth import KeyChecker
 from chronoflow_api.errors import ApiError
 from chronoflow_api.service import Services
+from chronoflow_platform.auth import require_key
 
 
 async def _services(request: Request) -> Services:
     services: Services = request.app.state.runtime.state["services"]
     return services
-
-
-async def _require_key(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    checker: KeyChecker = request.app.state.runtime.state["keys"]
-    scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key or not await checker.is_valid(key.strip()):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid API key is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 async def _if_match(if_match: Annotated[str | None, Header()] = None) -> int | None:
@@ -41,4 +27,4 @@ async def _if_match(if_match: Annotated[str | None, Header()] = None) -> int | N
 
 ServicesDep = Annotated[Services, Depends(_services)]
 IfMatch = Annotated[int | None, Depends(_if_match)]
-RequireKey = Depends(_require_key)
+RequireKey = Depends(require_key)

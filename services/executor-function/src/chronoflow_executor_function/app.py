@@ -12,14 +12,14 @@ from fastapi import FastAPI
 from chronoflow_contracts import names
 from chronoflow_egress import DEVELOPMENT_ALLOWLIST, EgressMetrics, EgressPolicy, build_client
 from chronoflow_executor_function import domain
-from chronoflow_executor_function.consumer import ConsumerOptions, WorkConsumer
 from chronoflow_executor_function.gateway import WahaGateway
-from chronoflow_executor_function.handlers import RunRequestHandler, TestRequestHandler
+from chronoflow_executor_function.handlers import TestRequestHandler
 from chronoflow_executor_function.metrics import ExecutorMetrics
 from chronoflow_executor_function.sandbox import PoolConfig, SandboxPool
 from chronoflow_executor_function.service import FunctionExecutor
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
-from chronoflow_platform.consumer_metrics import watch_consumers
+from chronoflow_platform.executor.handler import RunRequestHandler
+from chronoflow_platform.executor.runtime import close_ledger, open_ledger, start_consumer
 from chronoflow_platform.service import Runtime, create_service_app
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def create_app(
         )
         runtime.state["client"] = client
         executor = FunctionExecutor(
-            js=runtime.js,
+            ledger=open_ledger(runtime, metrics.runs),
             engine=runtime.engine,
             pool=pool,
             client=client,
@@ -90,21 +90,19 @@ def create_app(
             queue=names.EXECUTOR_DURABLES["function"],
             cb=tests.dispatch,
         )
-        consumer = WorkConsumer(
-            runtime.js,
-            RunRequestHandler(executor, max_deliver=settings.max_deliver),
-            ConsumerOptions(
-                concurrency=settings.pool_size,
-                ack_wait_s=settings.ack_wait_seconds,
-                max_deliver=settings.max_deliver,
-                max_ack_pending=settings.max_ack_pending,
-                shutdown_grace_s=settings.shutdown_grace_seconds,
-            ),
+        handler = RunRequestHandler(
+            executor,
+            domain.TARGET,
+            max_deliver=settings.max_deliver,
+            already_finished=executor.already_finished,
         )
-        await consumer.ensure()
-        runtime.state["consumer"] = consumer
-        runtime.spawn(consumer.run(), name="executor-function-consumer")
-        watch_consumers(runtime, (names.WORK_STREAM, names.EXECUTOR_DURABLES["function"]))
+        await start_consumer(
+            runtime,
+            domain.TARGET,
+            handler,
+            # One message per free sandbox: the rest wait in the stream, not in this replica.
+            settings.consumer_options(settings.pool_size),
+        )
         log.info(
             "running functions in %d sandboxes; egress allowlist: %s; ctx.env: %s",
             settings.pool_size,
@@ -120,6 +118,7 @@ def create_app(
         tests: TestRequestHandler | None = runtime.state.get("tests")
         if tests is not None:
             await tests.close()
+        await close_ledger(runtime)
         pool: SandboxPool | None = runtime.state.get("pool")
         if pool is not None:
             await pool.close()

@@ -1,24 +1,24 @@
-"""The rules of one function run, without I/O: status, retry, state merge, env, message ids."""
+"""The rules of one function run, without I/O: status, retry, state merge, env."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias
+from datetime import datetime
+from typing import Any, Final
 
 from chronoflow_contracts.chrono import RetryPolicy
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_executor_function.sandbox import JsonValue, Termination
+from chronoflow_platform.executor import rules
+from chronoflow_platform.executor.rules import FinalStatus
 
 TARGET: Final = "function"
-FinalStatus: TypeAlias = Literal[RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT]
 #: Terminations another attempt could end differently: the sandbox's worker died under the run
 #: (the machine, not the function). A timeout, a thrown error, a quota or the memory cap is the
 #: function's own doing, and a new attempt would repeat its side effects (messages sent) too.
 RETRYABLE: Final = frozenset({Termination.CRASHED})
-_MAX_ERROR_CHARS = 2000
+MAX_ERROR_CHARS = 2000
 
 
 def run_status(termination: Termination) -> FinalStatus:
@@ -30,21 +30,6 @@ def run_status(termination: Termination) -> FinalStatus:
     return RunStatus.FAILED
 
 
-def backoff_s(policy: RetryPolicy, failed_attempt: int, unit: float) -> float:
-    """The policy's wait after ``failed_attempt`` (1-based), as the HTTP executor computes it.
-
-    Exponential doubles ``delayMs`` per attempt; both kinds are capped at ``maxDelayMs``;
-    jitter keeps at least half the delay and spreads the rest with ``unit`` in [0, 1).
-    """
-    base_ms = float(policy.delay_ms)
-    if policy.backoff == "exponential":
-        base_ms *= 2.0 ** min(failed_attempt - 1, 62)
-    delay_ms = min(base_ms, float(policy.max_delay_ms))
-    if policy.jitter:
-        delay_ms = delay_ms / 2 + unit * delay_ms / 2
-    return delay_ms / 1000
-
-
 def next_attempt(
     termination: Termination,
     policy: RetryPolicy,
@@ -53,9 +38,9 @@ def next_attempt(
     unit: float,
 ) -> datetime | None:
     """When the next attempt is due, or None when this attempt is the last."""
-    if termination not in RETRYABLE or attempt >= policy.attempts:
+    if termination not in RETRYABLE:
         return None
-    return finished_at + timedelta(seconds=backoff_s(policy, attempt, unit))
+    return rules.retry_at(policy, attempt, finished_at, unit)
 
 
 def merge_state(
@@ -89,28 +74,6 @@ def allowlisted_env(names: Iterable[str], environ: Mapping[str, str]) -> dict[st
     return {name: environ[name] for name in names if name in environ}
 
 
-def clip(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
-    """An error message short enough for a run row."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def duration_ms(seconds: float) -> int:
-    """Whole milliseconds, never negative."""
-    return max(0, math.floor(seconds * 1000))
-
-
-def started_msg_id(run_id: str) -> str:
-    """``Nats-Msg-Id`` of an attempt's RunStarted (the HTTP executor's scheme)."""
-    return f"run-started-{run_id}"
-
-
-def completed_msg_id(run_id: str) -> str:
-    """``Nats-Msg-Id`` of an attempt's RunCompleted: a redelivery's copy is dropped."""
-    return f"run-completed-{run_id}"
-
-
-def schedule_header(due: datetime) -> str:
-    """The ``Nats-Schedule`` value for a one-off message at ``due`` (UTC, millisecond RFC 3339),
-    rounded up so a retry may come a little late, never early."""
-    utc = (due + timedelta(microseconds=999)).astimezone(UTC)
-    return "@at " + utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+def clip(text: str) -> str:
+    """An error message short enough for a run row (a function's carries its stack)."""
+    return rules.clip(text, MAX_ERROR_CHARS)

@@ -6,14 +6,11 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from chronoflow_contracts import names
-from chronoflow_contracts.runs import RunStatus
 from chronoflow_executor_function.domain import TARGET
 from chronoflow_executor_function.sandbox import Termination
+from chronoflow_platform.executor.metrics import RunMetrics
 
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _CPU_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-CONSUMER = names.EXECUTOR_DURABLES["function"]
 
 
 @dataclass(frozen=True)
@@ -21,10 +18,8 @@ class ExecutorMetrics:
     """What operators watch: how runs end, how long they take, how much JavaScript they run."""
 
     terminations: Counter
-    runs: Counter
-    duration: Histogram
+    runs: RunMetrics
     cpu: Histogram
-    retries: Counter
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ExecutorMetrics:
@@ -36,18 +31,10 @@ class ExecutorMetrics:
                 ["reason"],
                 registry=registry,
             ),
-            runs=Counter(
-                "chronoflow_runs",
-                "Attempts finished, by target and status",
-                ["target", "status"],
-                registry=registry,
-            ),
-            duration=Histogram(
-                "chronoflow_run_duration_seconds",
-                "Duration of one attempt, sandbox start to end (host time included)",
-                ["target"],
-                buckets=_DURATION_BUCKETS,
-                registry=registry,
+            runs=RunMetrics.register(
+                registry,
+                TARGET,
+                duration_help="Duration of one attempt, sandbox start to end (host time included)",
             ),
             cpu=Histogram(
                 "chronoflow_function_cpu_seconds",
@@ -55,17 +42,7 @@ class ExecutorMetrics:
                 buckets=_CPU_BUCKETS,
                 registry=registry,
             ),
-            retries=Counter(
-                "chronoflow_run_retries",
-                "Further attempts scheduled after a failed one",
-                ["target"],
-                registry=registry,
-            ),
         )
         for termination in Termination:
             metrics.terminations.labels(termination.value)
-        for status in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT):
-            metrics.runs.labels(TARGET, status.value)
-        metrics.retries.labels(TARGET)
-        metrics.duration.labels(TARGET)
         return metrics

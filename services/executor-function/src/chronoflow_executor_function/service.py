@@ -5,31 +5,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from nats.js import JetStreamContext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chronoflow_contracts import names, utc_now
-from chronoflow_contracts.chrono import TargetType
+from chronoflow_contracts import utc_now
 from chronoflow_contracts.functions import FunctionTestReply, FunctionTestRequest
-from chronoflow_contracts.runs import (
-    RunCompleted,
-    RunRequested,
-    RunStarted,
-    RunStatus,
-)
+from chronoflow_contracts.runs import RunCompleted, RunRequested, RunStatus
 from chronoflow_executor_function import db, domain
 from chronoflow_executor_function.bridge import RunBridge, run_deadline
 from chronoflow_executor_function.db import StateConflictError, StoredFunction
 from chronoflow_executor_function.gateway import WahaGateway
 from chronoflow_executor_function.metrics import ExecutorMetrics
-from chronoflow_executor_function.recording import identity, publish_retry
 from chronoflow_executor_function.sandbox import (
     ChronoInfo,
     FunctionInput,
@@ -39,7 +30,8 @@ from chronoflow_executor_function.sandbox import (
     SandboxPool,
     Termination,
 )
-from chronoflow_platform.publishing import publish_event
+from chronoflow_platform.executor.rules import FinalStatus
+from chronoflow_platform.executor.runs import RunLedger
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +40,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     """How an attempt ended, as RunCompleted records it."""
 
-    status: domain.FinalStatus
+    status: FinalStatus
     error_message: str | None
     result: dict[str, Any] | None
     termination: Termination | None = None
@@ -66,7 +58,7 @@ class FunctionExecutor:
     def __init__(
         self,
         *,
-        js: JetStreamContext,
+        ledger: RunLedger,
         engine: AsyncEngine,
         pool: SandboxPool,
         client: httpx.AsyncClient,
@@ -76,7 +68,7 @@ class FunctionExecutor:
         state_write_attempts: int,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        self._js = js
+        self._ledger = ledger
         self._engine = engine
         self._pool = pool
         self._client = client
@@ -89,20 +81,12 @@ class FunctionExecutor:
     # --- scheduled runs ------------------------------------------------------------------
 
     async def execute(self, request: RunRequested) -> RunCompleted:
-        """Run the attempt and record it; returns the RunCompleted that was published."""
-        subject = names.runs_subject(request.chrono_id)
-        started_at = utc_now()
-        started = RunStarted(
-            **identity(request), target_type=TargetType.FUNCTION, started_at=started_at
-        )
-        await publish_event(
-            self._js, subject, started, msg_id=domain.started_msg_id(request.run_id)
-        )
-
-        clock = time.perf_counter()
+        """Run the attempt and record it; returns the outcome history holds for this run."""
+        run = self._ledger.open(request)
+        await run.wait_started()
         outcome = await self._attempt(request)
-        elapsed = time.perf_counter() - clock
-        finished_at = utc_now()
+        finished = run.finish()
+        self._metrics.runs.target_duration.observe(finished.elapsed)
 
         due = None
         if outcome.termination is not None:
@@ -110,55 +94,21 @@ class FunctionExecutor:
                 outcome.termination,
                 request.definition.config.retry,
                 request.attempt,
-                finished_at,
+                finished.at,
                 self._jitter(),
             )
-        result = outcome.result
-        if due is not None:
-            result = {**(result or {}), "nextAttemptAt": due.isoformat()}
-        completed = RunCompleted(
-            **identity(request),
-            target_type=TargetType.FUNCTION,
+        return await self._ledger.close(
+            run,
+            finished,
             status=outcome.status,
-            started_at=started_at,
-            finished_at=finished_at,
-            duration_ms=domain.duration_ms(elapsed),
+            due=due,
             error_message=outcome.error_message,
-            result=result,
-            will_retry=due is not None,
+            result=outcome.result,
         )
-        ack = await publish_event(
-            self._js, subject, completed, msg_id=domain.completed_msg_id(request.run_id)
-        )
-        if not ack.duplicate:
-            self._metrics.runs.labels(domain.TARGET, completed.status.value).inc()
-            self._metrics.duration.labels(domain.TARGET).observe(elapsed)
-        if due is not None:
-            # The retry's message id makes a second scheduling (a redelivery) a no-op.
-            await publish_retry(self._js, request, completed, due)
-            self._metrics.retries.labels(domain.TARGET).inc()
-        return completed
 
     async def give_up(self, request: RunRequested, reason: str) -> None:
         """Record a final failure for a request the executor could not process at all."""
-        now = utc_now()
-        completed = RunCompleted(
-            **identity(request),
-            target_type=TargetType.FUNCTION,
-            status=RunStatus.FAILED,
-            started_at=now,
-            finished_at=now,
-            duration_ms=0,
-            error_message=domain.clip(reason),
-        )
-        ack = await publish_event(
-            self._js,
-            names.runs_subject(request.chrono_id),
-            completed,
-            msg_id=domain.completed_msg_id(request.run_id),
-        )
-        if not ack.duplicate:
-            self._metrics.runs.labels(domain.TARGET, completed.status.value).inc()
+        await self._ledger.give_up(request, reason, limit=domain.MAX_ERROR_CHARS)
 
     async def already_finished(self, request: RunRequested) -> bool:
         """Whether history already holds this attempt's outcome (checked on redeliveries, so

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from chronoflow_platform.settings import BaseServiceSettings
+from chronoflow_platform.executor.settings import ExecutorSettings, executor_settings_config
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: ChronoFlow's own secrets and connection strings: never readable by user code, whatever the
@@ -30,8 +30,11 @@ def _default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / "chronoflow-function-cache"
 
 
-class ExecutorFunctionSettings(BaseServiceSettings):
-    """Environment variables of the executor-function service (see docs/configuration.md)."""
+class ExecutorFunctionSettings(ExecutorSettings):
+    """Environment variables of the executor-function service (see docs/configuration.md);
+    the consumer's are ``EXECUTOR_FUNCTION_ACK_WAIT_SECONDS`` and its siblings."""
+
+    model_config = executor_settings_config("EXECUTOR_FUNCTION_")
 
     http_port: int = Field(default=8004, validation_alias="HTTP_PORT")
     #: Sandbox worker processes: how many functions run at once in this replica (each holds
@@ -51,23 +54,6 @@ class ExecutorFunctionSettings(BaseServiceSettings):
     #: Compare-and-set attempts when saving ``ctx.state`` against concurrent runs.
     state_write_attempts: int = Field(
         default=50, ge=1, le=1000, validation_alias="FUNCTION_STATE_WRITE_ATTEMPTS"
-    )
-    #: How long JetStream waits for an ack before redelivering; runs longer than a third of it
-    #: send in-progress acks, so it bounds how soon a crashed replica's work resumes.
-    ack_wait_seconds: float = Field(
-        default=30.0, ge=3.0, le=3600.0, validation_alias="EXECUTOR_FUNCTION_ACK_WAIT_SECONDS"
-    )
-    #: Deliveries of one run request before JetStream gives up on it (crashes, not retries).
-    max_deliver: int = Field(
-        default=5, ge=2, le=100, validation_alias="EXECUTOR_FUNCTION_MAX_DELIVER"
-    )
-    #: Unacknowledged run requests the durable consumer allows across all replicas.
-    max_ack_pending: int = Field(
-        default=1000, ge=1, validation_alias="EXECUTOR_FUNCTION_MAX_ACK_PENDING"
-    )
-    #: On SIGTERM, how long runs in flight may finish before they are handed back to JetStream.
-    shutdown_grace_seconds: float = Field(
-        default=10.0, ge=0, validation_alias="EXECUTOR_FUNCTION_SHUTDOWN_GRACE_SECONDS"
     )
     #: The egress allowlist of ``ctx.http`` (chronoflow_egress.ALLOW_ENV_VAR); unset in
     #: development means loopback, and production refuses one.

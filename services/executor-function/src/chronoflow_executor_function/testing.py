@@ -5,12 +5,10 @@ Not used by the service itself. Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -20,23 +18,26 @@ from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
 
-from chronoflow_contracts import names, new_id, utc_now
+from chronoflow_contracts import names
 from chronoflow_contracts.chrono import ChronoDefinition, ExecConfig, RetryPolicy, TargetType
-from chronoflow_contracts.runs import (
-    RunRequested,
-    Trigger,
-    occurrence_id,
-    run_id,
-    run_request_msg_id,
-)
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_contracts.waha import SendErrorCode, WahaSendReply, WahaSendRequest
 from chronoflow_executor_function.app import create_app
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
-from chronoflow_platform.publishing import publish_event
+from chronoflow_platform.executor.testing import publish_run, run_request, until
+
+__all__ = [
+    "USERS",
+    "GatewayStandIn",
+    "SentText",
+    "UserApi",
+    "function_definition",
+    "publish_run",
+    "run_request",
+    "running_executor",
+    "until",
+]
 
 #: The users the original product's example function reads (its ``/users?overdue=true``).
 USERS = [
@@ -206,53 +207,6 @@ def function_definition(
             timeout_ms=timeout_ms,
         ),
     )
-
-
-def run_request(
-    definition: ChronoDefinition,
-    *,
-    chrono_id: str | None = None,
-    scheduled_for: datetime | None = None,
-    attempt: int = 1,
-) -> RunRequested:
-    """A RunRequested for one attempt of one occurrence, as the scheduler emits it."""
-    chrono = chrono_id or new_id()
-    when = scheduled_for or utc_now()
-    occurrence = occurrence_id(chrono, when)
-    return RunRequested(
-        chrono_id=chrono,
-        run_id=run_id(occurrence, attempt),
-        occurrence_id=occurrence,
-        scheduled_for=when,
-        trigger=Trigger.SCHEDULE,
-        attempt=attempt,
-        target_type=TargetType.FUNCTION,
-        chrono_version=1,
-        chrono_name=definition.name,
-        definition=definition,
-    )
-
-
-async def publish_run(js: JetStreamContext, request: RunRequested) -> PubAck:
-    """Put ``request`` on the FUNCTION queue with the scheduler's message id."""
-    return await publish_event(
-        js,
-        names.work_subject("function"),
-        request,
-        msg_id=run_request_msg_id(request.chrono_id, request.scheduled_for, request.attempt),
-    )
-
-
-async def until(check: Callable[[], Any], *, interval: float = 0.05) -> Any:
-    """Poll ``check`` (plain or async) until it returns something truthy; bound it with
-    ``asyncio.timeout``. Returns that value."""
-    while True:
-        outcome = check()
-        if asyncio.iscoroutine(outcome):
-            outcome = await outcome
-        if outcome:
-            return outcome
-        await asyncio.sleep(interval)
 
 
 @contextlib.asynccontextmanager

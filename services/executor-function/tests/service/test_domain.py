@@ -48,14 +48,6 @@ def test_only_a_crashed_sandbox_is_retried_and_only_within_the_policy() -> None:
     assert domain.next_attempt(Termination.COMPLETED, policy, 1, NOW, 0.5) is None
 
 
-def test_backoff_is_capped_and_jittered_like_the_http_executor() -> None:
-    policy = RetryPolicy(backoff="exponential", delay_ms=1000, max_delay_ms=5000, jitter=True)
-    assert domain.backoff_s(policy, 10, 0.0) == 2.5  # capped at 5 s, then half kept
-    assert domain.backoff_s(policy, 10, 0.999) == pytest.approx(4.9975)
-    fixed = RetryPolicy(backoff="fixed", delay_ms=300, jitter=False)
-    assert domain.backoff_s(fixed, 7, 0.3) == 0.3
-
-
 def test_merge_applies_only_the_changed_keys() -> None:
     stored = {"a": 1, "b": {"x": 1}, "c": 3}
     assert domain.merge_state(stored, {"a": 2, "d": [1]}, ["c", "missing"]) == {
@@ -80,11 +72,6 @@ def test_env_exposes_only_allowlisted_variables_that_are_set() -> None:
     assert domain.allowlisted_env(["GREETING", "UNSET"], environ) == {"GREETING": "oi"}
 
 
-def test_message_ids_and_schedule_header() -> None:
-    assert domain.started_msg_id("r1") == "run-started-r1"
-    assert domain.completed_msg_id("r1") == "run-completed-r1"
-    due = datetime(2026, 3, 1, 7, 30, 0, 123_400, tzinfo=UTC)
-    assert domain.schedule_header(due) == "@at 2026-03-01T07:30:00.124Z"
+def test_a_function_error_keeps_its_stack_up_to_2000_characters() -> None:
     assert domain.clip("x" * 3000).endswith("…")
     assert len(domain.clip("x" * 3000)) == 2000
-    assert domain.duration_ms(-1.0) == 0

@@ -7,7 +7,6 @@ import logging
 from aiohttp.abc import AbstractResolver
 from fastapi import FastAPI
 
-from chronoflow_contracts import names
 from chronoflow_egress import (
     DEVELOPMENT_ALLOWLIST,
     EgressMetrics,
@@ -15,13 +14,12 @@ from chronoflow_egress import (
     build_client,
 )
 from chronoflow_egress.signing import generate_secret
-from chronoflow_executor_http.consumer import ConsumerOptions, WorkConsumer
-from chronoflow_executor_http.handlers import RunRequestHandler
+from chronoflow_executor_http.domain import TARGET
 from chronoflow_executor_http.metrics import ExecutorMetrics
-from chronoflow_executor_http.recording import EventRecorder
 from chronoflow_executor_http.service import Limits, WebhookExecutor
 from chronoflow_executor_http.settings import ExecutorHttpSettings
-from chronoflow_platform.consumer_metrics import watch_consumers
+from chronoflow_platform.executor.handler import RunRequestHandler
+from chronoflow_platform.executor.runtime import close_ledger, open_ledger, start_consumer
 from chronoflow_platform.header_secrets import HeaderCipher
 from chronoflow_platform.service import Runtime, create_service_app
 from chronoflow_platform.telemetry import instrument_http_client
@@ -77,11 +75,8 @@ def create_app(
         )
         instrument_http_client(client)
         runtime.state["client"] = client
-        recorder = EventRecorder(runtime.nc, runtime.js)
-        runtime.state["recorder"] = recorder
         executor = WebhookExecutor(
-            js=runtime.js,
-            recorder=recorder,
+            ledger=open_ledger(runtime, metrics.runs),
             client=client,
             secrets=secrets,
             cipher=cipher,
@@ -92,23 +87,15 @@ def create_app(
             ),
             metrics=metrics,
         )
-        consumer = WorkConsumer(
-            runtime.nc,
-            runtime.js,
-            RunRequestHandler(executor, metrics, max_deliver=settings.max_deliver),
-            ConsumerOptions(
-                concurrency=settings.concurrency,
-                batch=settings.fetch_batch,
-                ack_wait_s=settings.ack_wait_seconds,
-                max_deliver=settings.max_deliver,
-                max_ack_pending=settings.max_ack_pending,
-                shutdown_grace_s=settings.shutdown_grace_seconds,
-            ),
+        handler = RunRequestHandler(
+            executor, TARGET, max_deliver=settings.max_deliver, observe=metrics.observe_delivery
         )
-        await consumer.ensure()
-        runtime.state["consumer"] = consumer
-        runtime.spawn(consumer.run(), name="executor-http-consumer")
-        watch_consumers(runtime, (names.WORK_STREAM, names.EXECUTOR_DURABLES["http"]))
+        await start_consumer(
+            runtime,
+            TARGET,
+            handler,
+            settings.consumer_options(settings.concurrency, settings.fetch_batch),
+        )
         log.info(
             "consuming with concurrency %d; egress allowlist: %s",
             settings.concurrency,
@@ -116,9 +103,7 @@ def create_app(
         )
 
     async def stop(runtime: Runtime) -> None:
-        recorder: EventRecorder | None = runtime.state.get("recorder")
-        if recorder is not None:
-            await recorder.close()
+        await close_ledger(runtime)
         client = runtime.state.get("client")
         if client is not None:
             await client.aclose()

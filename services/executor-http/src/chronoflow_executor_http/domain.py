@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import enum
 import json
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final
 
-from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy
+from chronoflow_contracts.chrono import ChronoDefinition
 from chronoflow_contracts.runs import RunStatus
+from chronoflow_platform.executor.rules import FinalStatus, clip
 
 TARGET: Final = "http"
-#: The statuses an attempt can end with.
-FinalStatus: TypeAlias = Literal[RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT]
 #: Statuses worth another attempt: the server may answer differently later.
 RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)})
 #: A Retry-After is honoured up to this long (the longest delay a retry policy may ask for).
@@ -23,7 +21,6 @@ MAX_RETRY_AFTER_S = 86_400.0
 #: Methods that carry no body, whatever the chrono's payload.
 BODILESS_METHODS = frozenset({"GET", "HEAD"})
 SNIPPET_CHARS = 1000
-_MAX_ERROR_CHARS = 500
 
 
 class Outcome(enum.StrEnum):
@@ -91,11 +88,6 @@ def judge_refusal(outcome: Outcome, message: str) -> Verdict:
     return Verdict(RunStatus.FAILED, outcome, False, error_message=clip(message))
 
 
-def clip(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
-    """An error message short enough for a run row."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
     if value is None:
@@ -110,37 +102,6 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         return None
     return min(max((when - now).total_seconds(), 0.0), MAX_RETRY_AFTER_S)
-
-
-def backoff_s(policy: RetryPolicy, failed_attempt: int, unit: float) -> float:
-    """The policy's wait after ``failed_attempt`` (1-based), before any Retry-After.
-
-    Exponential doubles ``delayMs`` per attempt; both kinds are capped at ``maxDelayMs``.
-    Jitter ("equal jitter") keeps at least half the delay and spreads the rest with ``unit``
-    (a number in [0, 1)), so many runs failing together do not come back together.
-    """
-    base_ms = float(policy.delay_ms)
-    if policy.backoff == "exponential":
-        base_ms *= 2.0 ** min(failed_attempt - 1, 62)
-    delay_ms = min(base_ms, float(policy.max_delay_ms))
-    if policy.jitter:
-        delay_ms = delay_ms / 2 + unit * delay_ms / 2
-    return delay_ms / 1000
-
-
-def next_attempt(
-    verdict: Verdict, policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
-) -> datetime | None:
-    """When the next attempt is due, or None when this attempt is the last.
-
-    A ``Retry-After`` is a floor: the policy may wait longer, never shorter.
-    """
-    if not verdict.retryable or attempt >= policy.attempts:
-        return None
-    delay = backoff_s(policy, attempt, unit)
-    if verdict.retry_after_s is not None:
-        delay = max(delay, verdict.retry_after_s)
-    return finished_at + timedelta(seconds=delay)
 
 
 def timeout_s(definition: ChronoDefinition, default_ms: int) -> float:
@@ -175,27 +136,3 @@ def status_class(status: int | None) -> str:
     if status is None or not 100 <= status < 600:
         return "none"
     return f"{status // 100}xx"
-
-
-def duration_ms(seconds: float) -> int:
-    """Whole milliseconds, never negative."""
-    return max(0, math.floor(seconds * 1000))
-
-
-def completed_msg_id(run_id: str) -> str:
-    """``Nats-Msg-Id`` of an attempt's RunCompleted: a redelivery's copy is dropped."""
-    return f"run-completed-{run_id}"
-
-
-def started_msg_id(run_id: str) -> str:
-    """``Nats-Msg-Id`` of an attempt's RunStarted."""
-    return f"run-started-{run_id}"
-
-
-def schedule_header(due: datetime) -> str:
-    """The ``Nats-Schedule`` value for a one-off message at ``due`` (UTC, millisecond RFC 3339).
-
-    Rounded up to the millisecond: a retry may come a little late, never early.
-    """
-    utc = (due + timedelta(microseconds=999)).astimezone(UTC)
-    return "@at " + utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

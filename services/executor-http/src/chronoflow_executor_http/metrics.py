@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from chronoflow_contracts.runs import RunStatus
 from chronoflow_executor_http.domain import TARGET, Outcome
+from chronoflow_platform.executor.metrics import RunMetrics
 
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 _LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 # The (status class, outcome) pairs that can happen, so every series exists from the start.
 _RESPONSE_SERIES = (
@@ -35,25 +35,21 @@ class ExecutorMetrics:
     """
 
     responses: Counter
-    duration: Histogram
-    runs: Counter
-    retries: Counter
+    runs: RunMetrics
     inflight: Gauge
     lateness: Histogram
     redeliveries: Counter
     pending: Gauge
     http_duration: Histogram = field(init=False)
     http_lateness: Histogram = field(init=False)
-    http_retries: Counter = field(init=False)
     http_redeliveries: Counter = field(init=False)
     http_pending: Gauge = field(init=False)
     _children: dict[tuple[str, ...], Counter] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         bind = object.__setattr__  # frozen: bound once, here
-        bind(self, "http_duration", self.duration.labels(TARGET))
+        bind(self, "http_duration", self.runs.target_duration)
         bind(self, "http_lateness", self.lateness.labels(TARGET))
-        bind(self, "http_retries", self.retries.labels(TARGET))
         bind(self, "http_redeliveries", self.redeliveries.labels(TARGET))
         bind(self, "http_pending", self.pending.labels(TARGET))
 
@@ -65,13 +61,11 @@ class ExecutorMetrics:
             child = self._children[key] = self.responses.labels(status_class, outcome.value)
         return child
 
-    def run(self, status: str) -> Counter:
-        """The runs counter of one status."""
-        key = ("run", status)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.runs.labels(TARGET, status)
-        return child
+    def observe_delivery(self, meta: Msg.Metadata) -> None:
+        """The backlog as of this delivery, and whether it is a redelivery."""
+        self.http_pending.set(meta.num_pending)
+        if meta.num_delivered > 1:
+            self.http_redeliveries.inc()
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ExecutorMetrics:
@@ -83,24 +77,10 @@ class ExecutorMetrics:
                 ["status_class", "outcome"],
                 registry=registry,
             ),
-            duration=Histogram(
-                "chronoflow_run_duration_seconds",
-                "Duration of one attempt, request sent to response read",
-                ["target"],
-                buckets=_DURATION_BUCKETS,
-                registry=registry,
-            ),
-            runs=Counter(
-                "chronoflow_runs",
-                "Attempts finished, by target and status",
-                ["target", "status"],
-                registry=registry,
-            ),
-            retries=Counter(
-                "chronoflow_run_retries",
-                "Further attempts scheduled after a failed one",
-                ["target"],
-                registry=registry,
+            runs=RunMetrics.register(
+                registry,
+                TARGET,
+                duration_help="Duration of one attempt, request sent to response read",
             ),
             inflight=Gauge(
                 "chronoflow_http_inflight_requests",
@@ -129,6 +109,4 @@ class ExecutorMetrics:
         )
         for status_class, outcome in _RESPONSE_SERIES:
             metrics.response(status_class, outcome)
-        for status in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT):
-            metrics.run(status.value)
         return metrics

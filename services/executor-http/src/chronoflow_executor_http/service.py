@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TypedDict
 
 import httpx
-from nats.js import JetStreamContext
 
-from chronoflow_contracts import decode, names, new_id, utc_now
-from chronoflow_contracts.chrono import ChronoDefinition, TargetType
-from chronoflow_contracts.runs import (
-    RunCompleted,
-    RunRequested,
-    RunStarted,
-    RunStatus,
-    Trigger,
-    run_id,
-    run_request_msg_id,
-)
+from chronoflow_contracts import utc_now
+from chronoflow_contracts.chrono import ChronoDefinition
+from chronoflow_contracts.runs import RunCompleted, RunRequested
 from chronoflow_egress import CappedResponse, EgressBlocked, send_capped
 from chronoflow_egress.signing import webhook_headers
 from chronoflow_executor_http import domain
 from chronoflow_executor_http.domain import Outcome, Verdict
 from chronoflow_executor_http.metrics import ExecutorMetrics
-from chronoflow_executor_http.recording import EventRecorder, Stored
+from chronoflow_platform.executor import rules
+from chronoflow_platform.executor.runs import RunLedger
 from chronoflow_platform.header_secrets import PREFIX, HeaderCipher, is_sensitive
-from chronoflow_platform.publishing import publish_event
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +53,7 @@ class WebhookExecutor:
     def __init__(
         self,
         *,
-        js: JetStreamContext,
-        recorder: EventRecorder,
+        ledger: RunLedger,
         client: httpx.AsyncClient,
         secrets: Sequence[str],
         cipher: HeaderCipher | None,
@@ -77,8 +63,7 @@ class WebhookExecutor:
     ) -> None:
         if not secrets:
             raise ValueError("at least one webhook secret is needed to sign requests")
-        self._js = js
-        self._recorder = recorder
+        self._ledger = ledger
         self._client = client
         self._secrets = list(secrets)
         self._cipher = cipher
@@ -88,74 +73,39 @@ class WebhookExecutor:
 
     async def execute(self, request: RunRequested) -> RunCompleted:
         """Run the attempt and record it; returns the outcome history holds for this run."""
-        subject = names.runs_subject(request.chrono_id)
-        started_at = utc_now()
+        # RunStarted is stored while the request is out.
+        run = self._ledger.open(request)
         if request.attempt == 1:
-            lateness = (started_at - request.scheduled_for).total_seconds()
+            lateness = (run.started_at - request.scheduled_for).total_seconds()
             self._metrics.http_lateness.observe(max(lateness, 0.0))
-        started = RunStarted(
-            **_identity(request),
-            target_type=TargetType.HTTP,
-            started_at=started_at,
-        )
-        # Stored while the request is out; awaited before the outcome, so history reads
-        # RunStarted then RunCompleted.
-        started_stored = self._recorder.record(
-            subject, started, msg_id=domain.started_msg_id(request.run_id)
-        )
-        started_stored.add_done_callback(_observed)
-
-        clock = time.perf_counter()
         attempt = await self._attempt(request)
-        elapsed = time.perf_counter() - clock
-        finished_at = utc_now()
-        self._observe(attempt, elapsed)
-        await started_stored
+        finished = run.finish()
+        self._observe(attempt, finished.elapsed)
 
+        verdict, response = attempt.verdict, attempt.response
         policy = request.definition.config.retry
-        due = domain.next_attempt(
-            attempt.verdict, policy, request.attempt, finished_at, self._jitter()
-        )
-        completed = self._completed(
-            request,
-            attempt=attempt,
-            started_at=started_at,
-            finished_at=finished_at,
-            elapsed=elapsed,
+        due = rules.next_attempt(verdict, policy, request.attempt, finished.at, self._jitter())
+        result: dict[str, object] = {}
+        if response is not None:
+            result.update(
+                responseBytes=len(response.body),
+                truncated=response.truncated,
+                redirects=response.redirects,
+            )
+        return await self._ledger.close(
+            run,
+            finished,
+            status=verdict.status,
             due=due,
+            http_status=verdict.http_status,
+            response_snippet=response.snippet(domain.SNIPPET_CHARS) if response else None,
+            error_message=verdict.error_message,
+            result=result or None,
         )
-        stored = await self._recorder.record(
-            subject, completed, msg_id=domain.completed_msg_id(request.run_id)
-        )
-        if stored.duplicate:
-            # An earlier delivery recorded this attempt; its outcome is the one that counts.
-            completed = await self._recorded(stored.seq) or completed
-            due = _next_attempt_at(completed)
-        else:
-            self._metrics.run(completed.status.value).inc()
-        if completed.will_retry and due is not None:
-            await self._schedule_retry(request, completed, due)
-        return completed
 
     async def give_up(self, request: RunRequested, reason: str) -> None:
         """Record a final failure for a request the executor could not process at all."""
-        now = utc_now()
-        completed = RunCompleted(
-            **_identity(request),
-            target_type=TargetType.HTTP,
-            status=RunStatus.FAILED,
-            started_at=now,
-            finished_at=now,
-            duration_ms=0,
-            error_message=domain.clip(reason),
-        )
-        stored = await self._recorder.record(
-            names.runs_subject(request.chrono_id),
-            completed,
-            msg_id=domain.completed_msg_id(request.run_id),
-        )
-        if not stored.duplicate:
-            self._metrics.run(completed.status.value).inc()
+        await self._ledger.give_up(request, reason)
 
     async def _attempt(self, request: RunRequested) -> Attempt:
         definition = request.definition
@@ -229,121 +179,10 @@ class WebhookExecutor:
         if attempt.verdict.outcome not in (Outcome.BLOCKED, Outcome.REJECTED):
             self._metrics.http_duration.observe(elapsed)
 
-    def _completed(
-        self,
-        request: RunRequested,
-        *,
-        attempt: Attempt,
-        started_at: datetime,
-        finished_at: datetime,
-        elapsed: float,
-        due: datetime | None,
-    ) -> RunCompleted:
-        verdict, response = attempt.verdict, attempt.response
-        result: dict[str, object] = {}
-        if response is not None:
-            result.update(
-                responseBytes=len(response.body),
-                truncated=response.truncated,
-                redirects=response.redirects,
-            )
-        if due is not None:
-            result["nextAttemptAt"] = due.isoformat()
-        return RunCompleted(
-            **_identity(request),
-            target_type=TargetType.HTTP,
-            status=verdict.status,
-            started_at=started_at,
-            finished_at=finished_at,
-            duration_ms=domain.duration_ms(elapsed),
-            http_status=verdict.http_status,
-            response_snippet=response.snippet(domain.SNIPPET_CHARS) if response else None,
-            error_message=verdict.error_message,
-            result=result or None,
-            will_retry=due is not None,
-        )
-
-    async def _recorded(self, seq: int) -> RunCompleted | None:
-        try:
-            raw = await self._js.get_msg(names.RUNS_STREAM, seq, direct=True)
-            headers = raw.headers or {}
-            event = decode(
-                headers.get(names.EVENT_TYPE, ""),
-                int(headers.get(names.EVENT_VERSION, "1")),
-                raw.data or b"",
-            )
-        except Exception:
-            log.exception("cannot read the recorded outcome at %s:%d", names.RUNS_STREAM, seq)
-            return None
-        return event if isinstance(event, RunCompleted) else None
-
-    async def _schedule_retry(
-        self, request: RunRequested, completed: RunCompleted, due: datetime
-    ) -> None:
-        attempt = request.attempt + 1
-        following = request.model_copy(
-            update={
-                "event_id": new_id(),
-                "occurred_at": utc_now(),
-                "causation_id": completed.event_id,
-                "attempt": attempt,
-                "run_id": run_id(request.occurrence_id, attempt),
-            }
-        )
-        msg_id = run_request_msg_id(request.chrono_id, request.scheduled_for, attempt)
-        target = names.work_subject(domain.TARGET)
-        if due <= utc_now():
-            await publish_event(self._js, target, following, msg_id=msg_id)
-        else:
-            # A JetStream schedule in the work stream itself: nats-server moves it to the
-            # queue when due, so the retry survives any restart of this process.
-            await publish_event(
-                self._js,
-                names.work_retry_subject(domain.TARGET, following.run_id),
-                following,
-                msg_id=msg_id,
-                extra_headers={
-                    names.SCHEDULE: domain.schedule_header(due),
-                    names.SCHEDULE_TARGET: target,
-                    names.DUE_AT: due.isoformat(),
-                },
-            )
-        self._metrics.http_retries.inc()
-
-
-class _Identity(TypedDict):
-    chrono_id: str
-    run_id: str
-    occurrence_id: str
-    scheduled_for: datetime
-    trigger: Trigger
-    attempt: int
-    correlation_id: str | None
-    causation_id: str | None
-
 
 @functools.lru_cache(maxsize=4096)
 def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
-
-
-def _observed(future: asyncio.Future[Stored]) -> None:
-    # A failure surfaces where the future is awaited; a run that ended early never awaits it.
-    if not future.cancelled():
-        future.exception()
-
-
-def _identity(request: RunRequested) -> _Identity:
-    return {
-        "chrono_id": request.chrono_id,
-        "run_id": request.run_id,
-        "occurrence_id": request.occurrence_id,
-        "scheduled_for": request.scheduled_for,
-        "trigger": request.trigger,
-        "attempt": request.attempt,
-        "correlation_id": request.correlation_id,
-        "causation_id": request.event_id,
-    }
 
 
 def _failure(exc: Exception, limit: float) -> Verdict:
@@ -372,15 +211,3 @@ def _secret_header_names(headers: dict[str, str]) -> list[str]:
     return [
         name for name, value in headers.items() if value.startswith(PREFIX) or is_sensitive(name)
     ]
-
-
-def _next_attempt_at(completed: RunCompleted) -> datetime | None:
-    if not completed.will_retry or not isinstance(completed.result, dict):
-        return None
-    text = completed.result.get("nextAttemptAt")
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None

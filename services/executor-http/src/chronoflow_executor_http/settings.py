@@ -6,14 +6,17 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from chronoflow_egress.signing import secret_key
-from chronoflow_platform.settings import BaseServiceSettings
+from chronoflow_platform.executor.settings import ExecutorSettings, executor_settings_config
 
 
-class ExecutorHttpSettings(BaseServiceSettings):
-    """Environment variables of the executor-http service (see docs/executor-http.md)."""
+class ExecutorHttpSettings(ExecutorSettings):
+    """Environment variables of the executor-http service (see docs/executor-http.md); the
+    consumer's are ``EXECUTOR_HTTP_ACK_WAIT_SECONDS`` and its siblings."""
 
     # A validation error must not print the environment back: it holds signing secrets.
-    model_config = SettingsConfigDict(**BaseServiceSettings.model_config, hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        **executor_settings_config("EXECUTOR_HTTP_"), hide_input_in_errors=True
+    )
 
     http_port: int = Field(default=8002, validation_alias="HTTP_PORT")
     #: A chrono without ``config.timeoutMs`` gets this much for the whole exchange.
@@ -33,24 +36,10 @@ class ExecutorHttpSettings(BaseServiceSettings):
     )
     #: Pooled connections of the one client (0: as many as ``concurrency``).
     max_connections: int = Field(default=0, ge=0, validation_alias="EXECUTOR_HTTP_MAX_CONNECTIONS")
-    #: How long JetStream waits for an ack before redelivering; requests longer than a third
-    #: of it send in-progress acks, so it bounds how soon a crashed replica's work resumes.
-    ack_wait_seconds: float = Field(
-        default=30.0, ge=3.0, le=3600.0, validation_alias="EXECUTOR_HTTP_ACK_WAIT_SECONDS"
-    )
-    #: Deliveries of one message before JetStream gives up on it (crashes, not retries:
-    #: each retry is a new message).
-    max_deliver: int = Field(default=5, ge=2, le=100, validation_alias="EXECUTOR_HTTP_MAX_DELIVER")
     #: Unacknowledged messages the durable consumer allows across all replicas.
-    max_ack_pending: int = Field(
-        default=20_000, ge=1, validation_alias="EXECUTOR_HTTP_MAX_ACK_PENDING"
-    )
+    max_ack_pending: int = Field(default=20_000, ge=1)
     max_response_bytes: int = Field(
         default=1024 * 1024, ge=1024, validation_alias="EXECUTOR_HTTP_MAX_RESPONSE_BYTES"
-    )
-    #: On SIGTERM, how long runs in flight may finish before they are handed back to JetStream.
-    shutdown_grace_seconds: float = Field(
-        default=10.0, ge=0, validation_alias="EXECUTOR_HTTP_SHUTDOWN_GRACE_SECONDS"
     )
     #: ``whsec_…`` secret(s), comma-separated, newest first; each request carries one signature
     #: per secret so receivers can rotate. Required in production.

@@ -8,30 +8,37 @@ its arrival time and ``webhook-id`` so duplicates and lateness can be counted.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from nats.js import JetStreamContext
-from nats.js.api import PubAck
 
-from chronoflow_contracts import names, new_id, utc_now
-from chronoflow_contracts.chrono import ChronoDefinition, ExecConfig, RetryPolicy, TargetType
-from chronoflow_contracts.runs import (
-    RunRequested,
-    Trigger,
-    occurrence_id,
-    run_id,
-    run_request_msg_id,
-)
-from chronoflow_contracts.schedule import NormalizedSchedule
+from chronoflow_contracts.chrono import ChronoDefinition, ExecConfig, TargetType
 from chronoflow_egress.signing import ID_HEADER
-from chronoflow_platform.publishing import publish_event
+from chronoflow_platform.executor.testing import (
+    one_off_definition,
+    publish_run,
+    retry_policy,
+    run_request,
+    until,
+)
+
+__all__ = [
+    "Received",
+    "WebhookSink",
+    "http_definition",
+    "huge",
+    "ok",
+    "publish_run",
+    "redirect",
+    "run_request",
+    "slow",
+    "statuses",
+    "until",
+]
 
 Responder = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
 
@@ -107,17 +114,6 @@ def huge(size: int, chunk: int = 64 * 1024) -> Responder:
         return response
 
     return respond
-
-
-async def until(check: Callable[[], bool | Awaitable[bool]], *, interval: float = 0.05) -> None:
-    """Poll ``check`` (plain or async) until it is true; bound it with ``asyncio.timeout``."""
-    while True:
-        outcome = check()
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        await asyncio.sleep(interval)
 
 
 class WebhookSink:
@@ -220,63 +216,18 @@ def http_definition(
     follow_redirects: bool = False,
 ) -> ChronoDefinition:
     """An HTTP chrono's definition, as the scheduler snapshots it into a RunRequested."""
-    now = utc_now()
-    return ChronoDefinition(
-        name="webhook test",
-        cron="in 1 hour",
-        timezone="UTC",
-        schedule=NormalizedSchedule(type="once", run_at=now, timezone="UTC", description="once"),
-        target_type=TargetType.HTTP,
+    return one_off_definition(
+        TargetType.HTTP,
+        "webhook test",
         method=method,
         url=url,
         headers=headers or {},
         payload=payload,
         config=ExecConfig(
             timeout_ms=timeout_ms,
-            retry=RetryPolicy(
-                attempts=attempts,
-                backoff="exponential" if backoff == "exponential" else "fixed",
-                delay_ms=delay_ms,
-                max_delay_ms=max(delay_ms, 60_000),
-                jitter=jitter,
+            retry=retry_policy(
+                attempts=attempts, delay_ms=delay_ms, backoff=backoff, jitter=jitter
             ),
             follow_redirects=follow_redirects,
         ),
-    )
-
-
-def run_request(
-    definition: ChronoDefinition,
-    *,
-    chrono_id: str | None = None,
-    scheduled_for: datetime | None = None,
-    attempt: int = 1,
-    trigger: Trigger = Trigger.SCHEDULE,
-) -> RunRequested:
-    """The RunRequested the scheduler would emit for one occurrence of ``definition``."""
-    chrono = chrono_id or new_id()
-    instant = scheduled_for or utc_now()
-    occurrence = occurrence_id(chrono, instant)
-    return RunRequested(
-        chrono_id=chrono,
-        run_id=run_id(occurrence, attempt),
-        occurrence_id=occurrence,
-        scheduled_for=instant,
-        trigger=trigger,
-        attempt=attempt,
-        target_type=TargetType.HTTP,
-        chrono_version=1,
-        chrono_name=definition.name,
-        definition=definition,
-        correlation_id=new_id(),
-    )
-
-
-async def publish_run(js: JetStreamContext, request: RunRequested) -> PubAck:
-    """Put ``request`` on the HTTP work queue exactly as the scheduler does."""
-    return await publish_event(
-        js,
-        names.work_subject("http"),
-        request,
-        msg_id=run_request_msg_id(request.chrono_id, request.scheduled_for, request.attempt),
     )

@@ -10,19 +10,17 @@ messageId?, attempt?, error?, retryable?}], nextAttemptAt?}`` with ``status`` on
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias
+from datetime import datetime
+from typing import Any, Final
 
-from chronoflow_contracts.chrono import ChronoDefinition, RetryPolicy
+from chronoflow_contracts.chrono import ChronoDefinition
 from chronoflow_contracts.recipients import normalize_recipient
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_contracts.waha import SendErrorCode, WahaSendReply
+from chronoflow_platform.executor.rules import FinalStatus, clip
 
 TARGET: Final = "message"
-FinalStatus: TypeAlias = Literal[RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT]
-_MAX_ERROR_CHARS = 500
 #: Refusals that concern the session or the gateway, not one recipient: the attempt stops,
 #: since the next recipient would be refused the same way (or, for a rate limit, would make
 #: WhatsApp angrier).
@@ -250,64 +248,6 @@ def result(
     return body
 
 
-def backoff_s(policy: RetryPolicy, failed_attempt: int, unit: float) -> float:
-    """The policy's wait after ``failed_attempt`` (1-based), before any Retry-After.
-
-    Exponential doubles ``delayMs`` per attempt; both kinds are capped at ``maxDelayMs``;
-    jitter keeps at least half the delay and spreads the rest with ``unit`` in [0, 1).
-    """
-    base_ms = float(policy.delay_ms)
-    if policy.backoff == "exponential":
-        base_ms *= 2.0 ** min(failed_attempt - 1, 62)
-    delay_ms = min(base_ms, float(policy.max_delay_ms))
-    if policy.jitter:
-        delay_ms = delay_ms / 2 + unit * delay_ms / 2
-    return delay_ms / 1000
-
-
-def next_attempt(
-    verdict: Verdict, policy: RetryPolicy, attempt: int, finished_at: datetime, unit: float
-) -> datetime | None:
-    """When the next attempt is due, or None when this one is the last.
-
-    A ``Retry-After`` (WhatsApp's, or the gateway's pause after a rate limit) is a floor: the
-    policy may wait longer, never shorter.
-    """
-    if not verdict.retryable or attempt >= policy.attempts:
-        return None
-    delay = backoff_s(policy, attempt, unit)
-    if verdict.retry_after_s is not None:
-        delay = max(delay, verdict.retry_after_s)
-    return finished_at + timedelta(seconds=delay)
-
-
 def idempotency_key(occurrence_id: str, chat_id: str) -> str:
     """One text per occurrence and chat, whatever the attempt or delivery."""
     return f"message:{occurrence_id}:{chat_id}"
-
-
-def clip(text: str, limit: int = _MAX_ERROR_CHARS) -> str:
-    """An error message short enough for a run row."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def duration_ms(seconds: float) -> int:
-    """Whole milliseconds, never negative."""
-    return max(0, math.floor(seconds * 1000))
-
-
-def started_msg_id(run_id: str) -> str:
-    """``Nats-Msg-Id`` of an attempt's RunStarted."""
-    return f"run-started-{run_id}"
-
-
-def completed_msg_id(run_id: str) -> str:
-    """``Nats-Msg-Id`` of an attempt's RunCompleted: a redelivery's copy is dropped."""
-    return f"run-completed-{run_id}"
-
-
-def schedule_header(due: datetime) -> str:
-    """The ``Nats-Schedule`` value for a one-off message at ``due`` (UTC, millisecond RFC 3339),
-    rounded up: a retry may come a little late, never early."""
-    utc = (due + timedelta(microseconds=999)).astimezone(UTC)
-    return "@at " + utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+
+from chronoflow_executor_message.domain import TARGET
+from chronoflow_platform.executor.metrics import RunMetrics
 
 #: Seconds; a MESSAGE run lasts as long as its list takes at the session's pace.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -14,31 +17,16 @@ DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 class ExecutorMetrics:
     """Runs by status, their duration and retries."""
 
-    runs: Counter
-    duration: Histogram
-    retries: Counter
+    runs: RunMetrics
 
     @classmethod
     def register(cls, registry: CollectorRegistry) -> ExecutorMetrics:
         """Create the metrics on a service's registry."""
         return cls(
-            runs=Counter(
-                "chronoflow_runs",
-                "Finished run attempts by target and status",
-                ["target", "status"],
-                registry=registry,
-            ),
-            duration=Histogram(
-                "chronoflow_run_duration_seconds",
-                "How long one attempt took, from start to its last send",
-                ["target"],
-                registry=registry,
+            runs=RunMetrics.register(
+                registry,
+                TARGET,
+                duration_help="How long one attempt took, from start to its last send",
                 buckets=DURATION_BUCKETS,
-            ),
-            retries=Counter(
-                "chronoflow_run_retries",
-                "Attempts scheduled after a failed one",
-                ["target"],
-                registry=registry,
             ),
         )

@@ -10,8 +10,8 @@ import time
 import httpx
 from fastapi import FastAPI
 
+from chronoflow_platform.auth import KeyChecker
 from chronoflow_platform.service import Runtime, create_service_app
-from chronoflow_waha_gateway.auth import KeyChecker
 from chronoflow_waha_gateway.db import ChannelDirectory
 from chronoflow_waha_gateway.errors import install_error_handlers
 from chronoflow_waha_gateway.follower import StatusFollower, watch_channels

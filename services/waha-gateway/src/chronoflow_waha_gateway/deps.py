@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
-from chronoflow_waha_gateway.auth import KeyChecker
-from chronoflow_waha_gateway.errors import GatewayError
+from chronoflow_platform.auth import require_key
 from chronoflow_waha_gateway.follower import StatusFollower
 from chronoflow_waha_gateway.sessions import SessionBook
 from chronoflow_waha_gateway.settings import WahaGatewaySettings
@@ -42,23 +41,8 @@ async def _settings(request: Request) -> WahaGatewaySettings:
     return settings
 
 
-async def _require_key(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    checker = _state(request, "keys")
-    assert isinstance(checker, KeyChecker)
-    scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key or not await checker.is_valid(key.strip()):
-        raise GatewayError(
-            401,
-            "unauthorized",
-            "a valid API key is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
 WahaDep = Annotated[WahaClient, Depends(_waha)]
 BookDep = Annotated[SessionBook, Depends(_book)]
 FollowerDep = Annotated[StatusFollower, Depends(_follower)]
 SettingsDep = Annotated[WahaGatewaySettings, Depends(_settings)]
-RequireKey = Depends(_require_key)
+RequireKey = Depends(require_key)

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from chronoflow_platform.errors import ApiError
 from chronoflow_waha_gateway.deps import FollowerDep, SettingsDep
-from chronoflow_waha_gateway.errors import GatewayError
 from chronoflow_waha_gateway.webhooks import (
     HMAC_ALGORITHM_HEADER,
     HMAC_HEADER,
@@ -33,10 +33,10 @@ async def session_status(
     request: Request, follower: FollowerDep, settings: SettingsDep
 ) -> dict[str, Any]:
     if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
-        raise GatewayError(413, "too_large", f"a webhook body is at most {MAX_BODY_BYTES} bytes")
+        raise ApiError(413, "too_large", f"a webhook body is at most {MAX_BODY_BYTES} bytes")
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise GatewayError(413, "too_large", f"a webhook body is at most {MAX_BODY_BYTES} bytes")
+        raise ApiError(413, "too_large", f"a webhook body is at most {MAX_BODY_BYTES} bytes")
     key = settings.webhook_hmac_key
     if key is not None and not signature_valid(
         body,
@@ -44,13 +44,13 @@ async def session_status(
         request.headers.get(HMAC_HEADER),
         request.headers.get(HMAC_ALGORITHM_HEADER),
     ):
-        raise GatewayError(
+        raise ApiError(
             401, "unauthorized", f"missing or wrong {HMAC_HEADER} (HMAC-SHA512 of the body)"
         )
     try:
         hook = WahaWebhook.model_validate_json(body)
     except ValidationError as exc:
-        raise GatewayError(
+        raise ApiError(
             400, "bad_request", f"not a WAHA webhook: {exc.error_count()} problems"
         ) from exc
     if hook.event != SESSION_STATUS_EVENT:
@@ -58,7 +58,7 @@ async def session_status(
     try:
         payload = StatusPayload.model_validate(hook.payload)
     except ValidationError as exc:
-        raise GatewayError(400, "bad_request", "session.status without payload.status") from exc
+        raise ApiError(400, "bad_request", "session.status without payload.status") from exc
     at = hook.timestamp / 1000 if hook.timestamp is not None else None
     changed = await follower.on_status(hook.session, payload.status, event_id=hook.id, at=at)
     return {

@@ -1,17 +1,22 @@
-"""The subscriber: decode a RunRequested from the work queue, run it, settle the message."""
+"""The subscriber skeleton: decode a RunRequested from a work queue, run it, settle the message.
+
+A message is acknowledged only after the attempt's RunCompleted (and any retry) is stored, so
+a crash at any point means a redelivery, never a lost run.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from chronoflow_contracts import Event, UnknownEventError, decode, names
-from chronoflow_contracts.chrono import TargetType
+from chronoflow_contracts.names import TargetKind
 from chronoflow_contracts.runs import RunRequested
-from chronoflow_executor_http.metrics import ExecutorMetrics
-from chronoflow_executor_http.service import WebhookExecutor
+from chronoflow_platform.executor.rules import TARGET_TYPES
 from chronoflow_platform.logs import chrono_id_var, run_id_var
 from chronoflow_platform.telemetry import consumer_span, tracing_active
 
@@ -20,15 +25,31 @@ log = logging.getLogger(__name__)
 #: Longest pause before a message whose handling crashed is offered again.
 MAX_REDELIVERY_DELAY_S = 30.0
 
+#: Sees each delivery's metadata before it is handled (backlog and redelivery metrics).
+DeliveryObserver = Callable[[Msg.Metadata], None]
+#: Whether history already holds a request's outcome (so a redelivery need not run it again).
+FinishedCheck = Callable[[RunRequested], Awaitable[bool]]
+
+
+class RunExecutor(Protocol):
+    """What an executor does with a decoded request."""
+
+    async def execute(self, request: RunRequested, /) -> object:
+        """Run the attempt and record it (RunStarted, RunCompleted, the retry)."""
+
+    async def give_up(self, request: RunRequested, reason: str, /) -> None:
+        """Record a final failure for a request that could not be processed at all."""
+
 
 class UnprocessableMessageError(ValueError):
-    """A message on the HTTP queue that is not an HTTP RunRequested."""
+    """A message on a work queue that is not a RunRequested of that queue's target type."""
 
 
-def decode_request(msg: Msg) -> RunRequested:
+def decode_request(msg: Msg, target: TargetKind) -> RunRequested:
     """The RunRequested in ``msg``, upcast to the latest version."""
     headers = msg.headers or {}
     event_type = headers.get(names.EVENT_TYPE, RunRequested.TYPE)
+    queue = target.upper()
     try:
         version = int(headers.get(names.EVENT_VERSION, "1"))
         if event_type == RunRequested.TYPE and version == RunRequested.VERSION:
@@ -39,33 +60,38 @@ def decode_request(msg: Msg) -> RunRequested:
     except (UnknownEventError, ValidationError, ValueError) as exc:
         raise UnprocessableMessageError(f"undecodable message: {exc}") from exc
     if not isinstance(event, RunRequested):
-        raise UnprocessableMessageError(f"{event.TYPE} does not belong on the HTTP queue")
-    if event.target_type != TargetType.HTTP:
-        raise UnprocessableMessageError(f"a {event.target_type} run on the HTTP queue")
+        raise UnprocessableMessageError(f"{event.TYPE} does not belong on the {queue} queue")
+    if event.target_type != TARGET_TYPES[target]:
+        raise UnprocessableMessageError(f"a {event.target_type} run on the {queue} queue")
     return event
 
 
 class RunRequestHandler:
-    """Runs one message and acks it; hands it back to JetStream if anything unexpected fails.
-
-    A message is acknowledged only after the attempt's RunCompleted (and any retry) is stored,
-    so a crash at any point means a redelivery, never a lost run.
-    """
+    """Runs one message and acks it; hands it back to JetStream if anything unexpected fails
+    (with a growing delay), and records a final failure on the last delivery."""
 
     def __init__(
-        self, executor: WebhookExecutor, metrics: ExecutorMetrics, *, max_deliver: int
+        self,
+        executor: RunExecutor,
+        target: TargetKind,
+        *,
+        max_deliver: int,
+        observe: DeliveryObserver | None = None,
+        already_finished: FinishedCheck | None = None,
     ) -> None:
         self._executor = executor
-        self._metrics = metrics
+        self._target = target
+        self._span = f"executor-{target} run"
         self._max_deliver = max_deliver
+        self._observe = observe
+        self._already_finished = already_finished
 
     async def __call__(self, msg: Msg) -> None:
         meta = msg.metadata
-        self._metrics.http_pending.set(meta.num_pending)
-        if meta.num_delivered > 1:
-            self._metrics.http_redeliveries.inc()
+        if self._observe is not None:
+            self._observe(meta)
         try:
-            request = decode_request(msg)
+            request = decode_request(msg, self._target)
         except UnprocessableMessageError as exc:
             log.error("dropping message %s: %s", meta.sequence.stream, exc)  # noqa: TRY400 - no traceback needed
             await msg.term()
@@ -81,12 +107,19 @@ class RunRequestHandler:
             "chronoflow.run_id": request.run_id,
             "chronoflow.attempt": str(request.attempt),
         }
-        with consumer_span("executor-http run", msg.headers, attributes):
+        with consumer_span(self._span, msg.headers, attributes):
             await self._run(msg, request, meta.num_delivered)
 
     async def _run(self, msg: Msg, request: RunRequested, delivery: int) -> None:
         try:
-            await self._executor.execute(request)
+            if await self._finished_before(request, delivery):
+                log.info(
+                    "run %s already finished (delivery %d); not running it again",
+                    request.run_id,
+                    delivery,
+                )
+            else:
+                await self._executor.execute(request)
         except Exception as exc:
             if delivery < self._max_deliver:
                 log.exception("run failed unexpectedly (delivery %d); redelivering", delivery)
@@ -101,3 +134,11 @@ class RunRequestHandler:
                 await msg.term()
             return
         await msg.ack()
+
+    async def _finished_before(self, request: RunRequested, delivery: int) -> bool:
+        # Only a redelivery can find its outcome recorded already (its ack was lost).
+        return (
+            delivery > 1
+            and self._already_finished is not None
+            and await self._already_finished(request)
+        )

@@ -14,16 +14,21 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
 from chronoflow_contracts import decode, names
-from chronoflow_contracts.chrono import TargetType
+from chronoflow_contracts.chrono import ChronoDefinition, TargetType
 from chronoflow_contracts.runs import RunCompleted, RunRequested
-from chronoflow_executor_http.consumer import ConsumerOptions, Handler, WorkConsumer
-from chronoflow_executor_http.handlers import RunRequestHandler
-from chronoflow_executor_http.metrics import ExecutorMetrics
-from chronoflow_executor_http.recording import EventRecorder
-from chronoflow_executor_http.service import Limits, WebhookExecutor
-from chronoflow_executor_http.testing import http_definition, publish_run, run_request, until
+from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
+from chronoflow_platform.executor.handler import RunRequestHandler
+from chronoflow_platform.executor.metrics import RunMetrics
+from chronoflow_platform.executor.recording import EventRecorder
+from chronoflow_platform.executor.runs import RunLedger
+from chronoflow_platform.executor.testing import one_off_definition, publish_run, run_request, until
+from chronoflow_platform.publishing import publish_event
 
 DURABLE = names.EXECUTOR_DURABLES["http"]
+
+
+def http_definition(url: str) -> ChronoDefinition:
+    return one_off_definition(TargetType.HTTP, "consumer test", url=url)
 
 
 def options(**changes: float) -> ConsumerOptions:
@@ -66,7 +71,7 @@ async def queue(nc: NatsClient, js: JetStreamContext) -> AsyncIterator[JetStream
 async def consuming(
     nc: NatsClient, js: JetStreamContext, handler: Handler, opts: ConsumerOptions
 ) -> AsyncIterator[WorkConsumer]:
-    consumer = WorkConsumer(nc, js, handler, opts)
+    consumer = WorkConsumer(nc, js, "http", handler, opts)
     await consumer.ensure()
     task = asyncio.create_task(consumer.run())
     try:
@@ -92,7 +97,7 @@ async def test_the_durable_is_created_idempotently_with_its_settings(
     nc: NatsClient, queue: JetStreamContext
 ) -> None:
     for opts in (options(), options(), options(ack_wait_s=12.0, max_deliver=7)):
-        await WorkConsumer(nc, queue, _ack, opts).ensure()
+        await WorkConsumer(nc, queue, "http", _ack, opts).ensure()
     info = await queue.consumer_info(names.WORK_STREAM, DURABLE)
     assert info.config.filter_subject == names.work_subject("http")
     assert (info.config.ack_wait, info.config.max_deliver) == (12.0, 7)
@@ -195,32 +200,33 @@ async def test_a_lone_run_is_handed_over_at_once_and_pulls_are_renewed(
     assert info.num_waiting <= 2
 
 
-class _Exploding(WebhookExecutor):
+class _Exploding:
+    """An executor whose every run crashes; its give-up is recorded for real."""
+
     def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
-        super().__init__(
-            js=js,
-            recorder=EventRecorder(nc, js),
-            client=None,  # type: ignore[arg-type]  # never used: execute always fails
-            secrets=["whsec_" + "A" * 43],
-            cipher=None,
-            limits=Limits(
-                default_timeout_ms=1000, max_response_bytes=1024, allowed_methods=frozenset()
-            ),
-            metrics=ExecutorMetrics.register(CollectorRegistry()),
-        )
+        metrics = RunMetrics.register(CollectorRegistry(), "http", duration_help="test")
+        self._ledger = RunLedger(js=js, recorder=EventRecorder(nc, js), metrics=metrics)
         self.calls = 0
 
     async def execute(self, request: RunRequested) -> RunCompleted:
         self.calls += 1
         raise RuntimeError("bug")
 
+    async def give_up(self, request: RunRequested, reason: str) -> None:
+        await self._ledger.give_up(request, reason)
+
 
 async def test_a_crashing_run_is_retried_then_recorded_as_failed(
     nc: NatsClient, queue: JetStreamContext
 ) -> None:
     executor = _Exploding(nc, queue)
-    registry = CollectorRegistry()
-    handler = RunRequestHandler(executor, ExecutorMetrics.register(registry), max_deliver=2)
+    redelivered: list[int] = []
+
+    def observe(meta: Msg.Metadata) -> None:
+        if meta.num_delivered > 1:
+            redelivered.append(meta.sequence.stream)
+
+    handler = RunRequestHandler(executor, "http", max_deliver=2, observe=observe)
     [request] = await publish(queue, 1)
     async with consuming(nc, queue, handler, options(max_deliver=2)):
         async with asyncio.timeout(10):
@@ -231,21 +237,19 @@ async def test_a_crashing_run_is_retried_then_recorded_as_failed(
     assert isinstance(done, RunCompleted)
     assert done.run_id == request.run_id
     assert done.error_message == "executor error after 2 deliveries: RuntimeError"
-    assert registry.get_sample_value("chronoflow_run_redeliveries_total", {"target": "http"}) == 1
+    assert len(redelivered) == 1
 
 
 async def test_a_message_that_is_not_an_http_run_is_dropped(
     nc: NatsClient, queue: JetStreamContext
 ) -> None:
     executor = _Exploding(nc, queue)
-    handler = RunRequestHandler(
-        executor, ExecutorMetrics.register(CollectorRegistry()), max_deliver=5
-    )
+    handler = RunRequestHandler(executor, "http", max_deliver=5)
     await queue.publish(names.work_subject("http"), b"not json")
     message = run_request(http_definition("http://127.0.0.1:9/")).model_copy(
         update={"target_type": TargetType.FUNCTION}
     )
-    await publish_run(queue, message)
+    await publish_event(queue, names.work_subject("http"), message, msg_id=message.run_id)
     async with consuming(nc, queue, handler, options()):
         async with asyncio.timeout(5):
             await until(lambda: queue_empty(queue))

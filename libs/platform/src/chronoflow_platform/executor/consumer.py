@@ -1,4 +1,5 @@
-"""The durable pull consumer on ``cf.work.http``: continuous pulls, bounded concurrency, keep-alive.
+"""The durable pull consumer on ``cf.work.<target>``: continuous pulls, bounded concurrency,
+in-progress acks for long runs, and a clean hand-back on shutdown.
 
 nats-py's ``fetch`` waits, once a first message has come, until the whole batch is filled or
 the request expires, so a trickle of due runs would wait there. This consumer keeps pull
@@ -24,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from chronoflow_contracts import names
+from chronoflow_contracts.names import TargetKind
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,14 @@ class ConsumerOptions:
     pull_heartbeat_s: float = 5.0
 
 
-def consumer_config(options: ConsumerOptions) -> ConsumerConfig:
+def consumer_config(target: TargetKind, options: ConsumerOptions) -> ConsumerConfig:
     """The durable every replica binds to (creating it again with this config is a no-op)."""
     return ConsumerConfig(
-        durable_name=names.EXECUTOR_DURABLES["http"],
-        description="executor-http: RunRequested for HTTP chronos, shared by every replica",
-        filter_subject=names.work_subject("http"),
+        durable_name=names.EXECUTOR_DURABLES[target],
+        description=(
+            f"executor-{target}: RunRequested for {target.upper()} chronos, shared by every replica"
+        ),
+        filter_subject=names.work_subject(target),
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=options.ack_wait_s,
@@ -81,10 +85,17 @@ class WorkConsumer:
     """
 
     def __init__(
-        self, nc: NatsClient, js: JetStreamContext, handler: Handler, options: ConsumerOptions
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        target: TargetKind,
+        handler: Handler,
+        options: ConsumerOptions,
     ) -> None:
         self._nc = nc
         self._js = js
+        self._target = target
+        self._durable = names.EXECUTOR_DURABLES[target]
         self._handler = handler
         self._options = options
         self._slots = asyncio.Semaphore(options.concurrency)
@@ -93,9 +104,7 @@ class WorkConsumer:
         self._threshold = max(1, options.batch // 4)
         self._heard = 0.0
         self._inbox = ""
-        self._pull_subject = (
-            f"$JS.API.CONSUMER.MSG.NEXT.{names.WORK_STREAM}.{names.EXECUTOR_DURABLES['http']}"
-        )
+        self._pull_subject = f"$JS.API.CONSUMER.MSG.NEXT.{names.WORK_STREAM}.{self._durable}"
         self._sub: Subscription | None = None
         self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
@@ -107,7 +116,7 @@ class WorkConsumer:
 
     async def ensure(self) -> None:
         """Create the durable consumer or bring its settings up to date (idempotent)."""
-        await self._js.add_consumer(names.WORK_STREAM, consumer_config(self._options))
+        await self._js.add_consumer(names.WORK_STREAM, consumer_config(self._target, self._options))
 
     async def run(self) -> None:
         """Consume until cancelled; then let runs in flight finish within the grace period."""
@@ -115,7 +124,7 @@ class WorkConsumer:
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
         self._heard = loop.time()
-        keep_alive = loop.create_task(self._keep_alive(), name="executor-http-keepalive")
+        keep_alive = loop.create_task(self._keep_alive(), name=f"executor-{self._target}-keepalive")
         try:
             while True:
                 await self._top_up()

@@ -12,7 +12,7 @@ from chronoflow_contracts import decode, names, new_id
 from chronoflow_contracts.base import utc_now
 from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import RunStarted, occurrence_id, run_id
-from chronoflow_executor_http.recording import EventRecorder
+from chronoflow_platform.executor.recording import EventRecorder
 
 
 def started(chrono_id: str, n: int) -> RunStarted:

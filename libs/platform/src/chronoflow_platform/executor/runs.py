@@ -1,0 +1,229 @@
+"""What every executor records about an attempt, and how the next attempt is queued.
+
+An attempt is opened (its RunStarted queued on the recorder), then closed (its RunCompleted
+stored, and the retry scheduled when it is to be retried). Message ids come from the run id,
+so a redelivered request's copies are dropped by JetStream, and the outcome recorded first is
+the one whose retry follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from chronoflow_contracts import decode, names, new_id, utc_now
+from chronoflow_contracts.runs import (
+    RunCompleted,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    run_id,
+    run_request_msg_id,
+)
+from chronoflow_platform.executor.metrics import RunMetrics
+from chronoflow_platform.executor.recording import EventRecorder, Stored
+from chronoflow_platform.executor.rules import (
+    MAX_ERROR_CHARS,
+    TARGET_TYPES,
+    FinalStatus,
+    clip,
+    completed_msg_id,
+    duration_ms,
+    identity,
+    next_attempt_at,
+    schedule_header,
+    started_msg_id,
+)
+from chronoflow_platform.publishing import publish_event
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """When an attempt's work ended, and how long it took (monotonic clock)."""
+
+    at: datetime
+    elapsed: float
+
+
+@dataclass(slots=True)
+class OpenRun:
+    """An attempt whose RunStarted is queued; ``started`` resolves once it is stored."""
+
+    request: RunRequested
+    started_at: datetime
+    started: asyncio.Future[Stored] = field(repr=False)
+    _clock: float = field(default_factory=time.perf_counter, repr=False)
+
+    async def wait_started(self) -> None:
+        """Wait until RunStarted is stored; the attempt's duration counts from now."""
+        await self.started
+        self._clock = time.perf_counter()
+
+    def finish(self) -> Finished:
+        """The attempt's work is over: take its end time and duration now."""
+        return Finished(at=utc_now(), elapsed=time.perf_counter() - self._clock)
+
+
+class RunLedger:
+    """Records one target's RunStarted and RunCompleted and lines up its retries.
+
+    A retry is a new RunRequested with the scheduler's message id for the next attempt: due
+    now, it goes straight to the queue; later, it waits in the work stream as an ``@at``
+    schedule that nats-server moves to the queue when due, so it survives any restart.
+    """
+
+    def __init__(
+        self, *, js: JetStreamContext, recorder: EventRecorder, metrics: RunMetrics
+    ) -> None:
+        self._js = js
+        self._recorder = recorder
+        self._metrics = metrics
+        self._kind = metrics.target
+        self._type = TARGET_TYPES[metrics.target]
+
+    def open(self, request: RunRequested) -> OpenRun:
+        """Queue the attempt's RunStarted; await ``started`` to know it is stored."""
+        started_at = utc_now()
+        event = RunStarted(**identity(request), target_type=self._type, started_at=started_at)
+        stored = self._recorder.record(
+            names.runs_subject(request.chrono_id), event, msg_id=started_msg_id(request.run_id)
+        )
+        stored.add_done_callback(_observed)
+        return OpenRun(request, started_at, stored)
+
+    async def close(
+        self,
+        run: OpenRun,
+        finished: Finished,
+        *,
+        status: FinalStatus,
+        due: datetime | None,
+        result: dict[str, Any] | None = None,
+        http_status: int | None = None,
+        response_snippet: str | None = None,
+        error_message: str | None = None,
+        carry_result: bool = False,
+    ) -> RunCompleted:
+        """Store the attempt's RunCompleted (after its RunStarted) and schedule the retry
+        ``due`` asks for; returns the outcome history holds for this run.
+
+        ``carry_result``: the retry carries this attempt's result (who already got a text).
+        """
+        request = run.request
+        if due is not None:
+            result = {**(result or {}), "nextAttemptAt": due.isoformat()}
+        completed = RunCompleted(
+            **identity(request),
+            target_type=self._type,
+            status=status,
+            started_at=run.started_at,
+            finished_at=finished.at,
+            duration_ms=duration_ms(finished.elapsed),
+            http_status=http_status,
+            response_snippet=response_snippet,
+            error_message=error_message,
+            result=result,
+            will_retry=due is not None,
+        )
+        # Awaited before the outcome, so history reads RunStarted then RunCompleted.
+        await run.started
+        stored = await self._recorder.record(
+            names.runs_subject(request.chrono_id),
+            completed,
+            msg_id=completed_msg_id(request.run_id),
+        )
+        if stored.duplicate:
+            # An earlier delivery recorded this attempt; its outcome is the one that counts.
+            completed = await self._recorded(stored.seq) or completed
+            due = next_attempt_at(completed)
+        else:
+            self._metrics.run(completed.status.value).inc()
+        if completed.will_retry and due is not None:
+            await self._schedule_retry(request, completed, due, carry_result=carry_result)
+        return completed
+
+    async def give_up(
+        self, request: RunRequested, reason: str, *, limit: int = MAX_ERROR_CHARS
+    ) -> None:
+        """Record a final failure for a request the executor could not process at all."""
+        now = utc_now()
+        completed = RunCompleted(
+            **identity(request),
+            target_type=self._type,
+            status=RunStatus.FAILED,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
+            error_message=clip(reason, limit),
+        )
+        stored = await self._recorder.record(
+            names.runs_subject(request.chrono_id),
+            completed,
+            msg_id=completed_msg_id(request.run_id),
+        )
+        if not stored.duplicate:
+            self._metrics.run(completed.status.value).inc()
+
+    async def _recorded(self, seq: int) -> RunCompleted | None:
+        try:
+            raw = await self._js.get_msg(names.RUNS_STREAM, seq, direct=True)
+            headers = raw.headers or {}
+            event = decode(
+                headers.get(names.EVENT_TYPE, ""),
+                int(headers.get(names.EVENT_VERSION, "1")),
+                raw.data or b"",
+            )
+        except Exception:
+            log.exception("cannot read the recorded outcome at %s:%d", names.RUNS_STREAM, seq)
+            return None
+        return event if isinstance(event, RunCompleted) else None
+
+    async def _schedule_retry(
+        self, request: RunRequested, completed: RunCompleted, due: datetime, *, carry_result: bool
+    ) -> None:
+        attempt = request.attempt + 1
+        update: dict[str, Any] = {
+            "event_id": new_id(),
+            "occurred_at": utc_now(),
+            "causation_id": completed.event_id,
+            "attempt": attempt,
+            "run_id": run_id(request.occurrence_id, attempt),
+        }
+        if carry_result:
+            update["carried_result"] = (
+                completed.result if isinstance(completed.result, dict) else None
+            )
+        following = request.model_copy(update=update)
+        msg_id = run_request_msg_id(request.chrono_id, request.scheduled_for, attempt)
+        target = names.work_subject(self._kind)
+        if due <= utc_now():
+            ack = await publish_event(self._js, target, following, msg_id=msg_id)
+        else:
+            ack = await publish_event(
+                self._js,
+                names.work_retry_subject(self._kind, following.run_id),
+                following,
+                msg_id=msg_id,
+                extra_headers={
+                    names.SCHEDULE: schedule_header(due),
+                    names.SCHEDULE_TARGET: target,
+                    names.DUE_AT: due.isoformat(),
+                },
+            )
+        if not ack.duplicate:
+            # A redelivered attempt lines up the same retry again, which JetStream drops.
+            self._metrics.target_retries.inc()
+
+
+def _observed(future: asyncio.Future[Stored]) -> None:
+    # A failure surfaces where the future is awaited; a run that ended early never awaits it.
+    if not future.cancelled():
+        future.exception()
