@@ -319,7 +319,7 @@ CONCURRENT = body(
 )
 
 
-async def test_two_concurrent_runs_keep_both_increments(
+async def test_two_overlapping_runs_keep_their_own_keys_and_report_the_shared_one(
     js: JetStreamContext, api: httpx.AsyncClient, executor: FastAPI, engine: AsyncEngine
 ) -> None:
     function_id = await create_function(api, CONCURRENT)
