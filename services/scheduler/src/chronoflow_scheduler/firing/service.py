@@ -115,6 +115,11 @@ class FireService:
         )
 
     @property
+    def gate(self) -> ReleaseGate:
+        """Where held fires wait for their instant (the garbage collector avoids its times)."""
+        return self._gate
+
+    @property
     def intake(self) -> Intake:
         """The messages in hand (the consumer asks it for room; a loop keeps them alive)."""
         return self._intake
