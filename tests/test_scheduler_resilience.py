@@ -249,20 +249,39 @@ async def test_nats_restart_with_two_replicas_fires_everything_once(
     writer: ChronoWriter,
     clean_stack: JetStreamContext,
 ) -> None:
-    await replicas.start()
-    await replicas.start()
+    # A short lead, so that at the stop some occurrences are fired and held in a replica
+    # while others are still schedule messages waiting in the stream for their instant.
+    lead = {"SCHEDULER_FIRE_LEAD_SECONDS": 2}
+    first = await replicas.start(**lead)
+    second = await replicas.start(**lead)
     start = utc_now()
     due = {}
-    for i in range(8):
-        instant = start + timedelta(seconds=3 + i * 0.5)
+    for i in range(4):
+        instant = start + timedelta(seconds=2.5 + i * 0.5)
         due[await writer.create(http_definition(once(instant)))] = instant
     recurring = {await writer.create(http_definition(every(1, start))): start}
 
-    await asyncio.sleep(1)
+    async def some_held() -> bool:
+        return sum(float(r.metrics.held._value.get()) for r in (first, second)) >= 1
+
+    assert await eventually(some_held, within=WAIT)
+    # Their schedule messages are pending when the server stops, and the first of them
+    # come due (fire at instant - lead) while it is down.
+    later = utc_now()
+    pending = {}
+    for i in range(8):
+        instant = later + timedelta(seconds=6 + i * 0.4)
+        pending[await writer.create(http_definition(once(instant)))] = instant
+
+    async def armed() -> bool:
+        return all([await first.store.pending(c) is not None for c in pending])
+
+    assert await eventually(armed, within=WAIT)
     await asyncio.to_thread(nats_server.stop, sig)
-    await asyncio.sleep(3)  # occurrences come due while the server is down
+    await asyncio.sleep(4)  # occurrences come due while the server is down
     await asyncio.to_thread(nats_server.start)
 
+    due |= pending
     await until_every_one_shot_ran(clean_stack, due)
     await stop_recurring(writer, recurring)
     await assert_exactly_once(clean_stack, writer, due, recurring)

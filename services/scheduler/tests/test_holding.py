@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from chronoflow_contracts import utc_now
 from chronoflow_scheduler.holding import ReleaseGate
+from chronoflow_scheduler.service import collect_garbage_between_releases
 
 
 async def test_releases_run_at_their_instant_in_order() -> None:
@@ -52,3 +58,55 @@ async def test_a_past_instant_is_released_at_once() -> None:
     done = asyncio.Event()
     gate.at(utc_now() - timedelta(seconds=5), done.set)
     await asyncio.wait_for(done.wait(), timeout=1)
+
+
+async def test_next_due_is_the_earliest_instant_still_held() -> None:
+    gate = ReleaseGate()
+    assert gate.next_due() is None
+    base = utc_now()
+    gate.at(base + timedelta(hours=2), lambda: None)
+    gate.at(base + timedelta(hours=1), lambda: None)
+    assert gate.next_due() == base + timedelta(hours=1)
+    gate.at(base, lambda: None)
+    await asyncio.sleep(0.05)  # the past instant is released
+    assert gate.next_due() == base + timedelta(hours=1)
+
+
+class Timeline:
+    """What happened, in order; ``collected`` is set by the first full garbage collection."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.collected = asyncio.Event()
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            self.seen.append("collect")
+            self.collected.set()
+
+
+@pytest.fixture
+def timeline() -> Iterator[Timeline]:
+    """A timeline that notes full garbage collections while the test runs (automatic ones are
+    off meanwhile, so every one noted was asked for)."""
+    found = Timeline()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.callbacks.append(found.on_gc)
+    yield found
+    gc.callbacks.remove(found.on_gc)
+    if was_enabled:
+        gc.enable()
+
+
+async def test_full_collection_waits_until_no_release_is_near(timeline: Timeline) -> None:
+    gate = ReleaseGate()
+    gate.at(utc_now() + timedelta(milliseconds=300), lambda: timeline.seen.append("release"))
+    loop = asyncio.create_task(
+        collect_garbage_between_releases(gate, every=0.01, quiet=1.0, patience=30)
+    )
+    try:
+        await timeline.collected.wait()
+    finally:
+        loop.cancel()
+    assert timeline.seen[:2] == ["release", "collect"]

@@ -46,6 +46,10 @@ class ReleaseGate:
     def __len__(self) -> int:
         return sum(len(w) for w in self._waiting.values())
 
+    def next_due(self) -> datetime | None:
+        """The earliest instant with a release still to run (None when nothing is held)."""
+        return min(self._waiting, default=None)
+
     def _arm(self, due: datetime) -> None:
         delay = (due - utc_now()).total_seconds()
         asyncio.get_running_loop().call_later(max(delay, 0.0), self._open, due)

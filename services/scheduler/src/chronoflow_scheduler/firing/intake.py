@@ -17,6 +17,9 @@ from nats.aio.msg import Msg
 
 from chronoflow_scheduler.domain import keepalive_interval
 
+#: Held messages looked at between two yields to the event loop in a keepalive pass.
+_KEEPALIVE_SLICE = 64
+
 
 class Ticket:
     """A fired message's place among those waiting to be prepared (see ``wait_for_room``)."""
@@ -114,12 +117,17 @@ class Intake:
         """Until cancelled: tell JetStream every message in hand is still being worked on.
 
         One loop for all of them rather than a timer each (a burst holds thousands); each is
-        marked at least every third of the acknowledgement wait.
+        marked once per keepalive interval (a third of the acknowledgement wait), at most
+        half an interval late. The loop yields every few dozen marks: a pass over thousands
+        of held messages in one go stalled the event loop, and with it the releases due
+        meanwhile, for tens of milliseconds.
         """
         while True:
             await asyncio.sleep(self._keepalive / 2)
-            due = time.monotonic() - self._keepalive / 2
-            for key, (msg, beat) in list(self._in_hand.items()):
+            due = time.monotonic() - self._keepalive
+            for n, (key, (msg, beat)) in enumerate(list(self._in_hand.items())):
+                if n % _KEEPALIVE_SLICE == _KEEPALIVE_SLICE - 1:
+                    await asyncio.sleep(0)
                 if beat <= due and key in self._in_hand:
                     self._in_hand[key] = (msg, time.monotonic())
                     with contextlib.suppress(Exception):  # a lost one is redelivered: harmless
