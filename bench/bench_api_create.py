@@ -2,17 +2,23 @@
 
 Starts a private nats-server and PostgreSQL, the projector and the api as separate processes
 (as in production), then creates chronos with 1 client and with 16 concurrent clients and
-prints chronos/s and latency percentiles.
+prints chronos/s and latency percentiles, and for the concurrent run the CPU time each
+process spent per create (from /proc), which says where the two cores went.
 
-    .venv/bin/python bench/bench_api_create.py [--count 3000] [--clients 16]
+    .venv/bin/python bench/bench_api_create.py [--count 3000] [--clients 16] [--profile DIR]
+
+``--profile DIR`` runs the api and the projector under ``py-spy record`` and leaves collapsed
+stacks (flamegraph input) in DIR; py-spy's sampling costs CPU, so rates measured so are lower.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +39,44 @@ BODY = {
     "payload": {"hello": "world"},
     "headers": {"X-Trace": "1"},
 }
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def tree(root: int) -> list[int]:
+    """``root`` and its descendants (PostgreSQL forks a backend per connection)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue  # exited while we looked
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds per named process tree (processes that exited meanwhile count as 0)."""
+    usage: dict[str, float] = {}
+    for name, root in pids.items():
+        total = 0.0
+        for pid in tree(root):
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid)
+        usage[name] = total
+    return usage
 
 
 def pct(values: list[float], p: float) -> float:
@@ -66,6 +110,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--profile", type=Path, help="py-spy speedscope output directory")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cf-bench-"))
     work.chmod(0o755)
@@ -90,11 +135,13 @@ async def main() -> None:
         }
         for module in ("chronoflow_api.projector", "chronoflow_api"):
             port = api_port if module == "chronoflow_api" else free_port()
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", module], env={**env, "HTTP_PORT": str(port)}
-                )
-            )
+            command = [sys.executable, "-m", module]
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                out = args.profile / f"{module}.txt"
+                spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-f", "raw"]
+                command = [*spy, "-r", "200", "-o", str(out), "--", *command]
+            procs.append(subprocess.Popen(command, env={**env, "HTTP_PORT": str(port)}))
         api = f"http://127.0.0.1:{api_port}"
         async with httpx.AsyncClient() as c:
             for _ in range(200):
@@ -105,17 +152,39 @@ async def main() -> None:
                     pass
                 await asyncio.sleep(0.1)
         await drive(api, key, 200, 4)  # warm-up
+        assert nats.proc is not None
+        assert pg.proc is not None
+        pids = {
+            "api": procs[1].pid,
+            "projector": procs[0].pid,
+            "nats-server": nats.proc.pid,
+            "postgres": pg.proc.pid,
+            "load generator": os.getpid(),
+        }
         for clients, count in ((1, max(args.count // 4, 100)), (args.clients, args.count)):
+            before = cpu_by_process(pids)
             elapsed, lat = await drive(api, key, count, clients)
+            after = cpu_by_process(pids)
             print(
                 f"clients={clients:>3} created={len(lat):>6} "
                 f"rate={len(lat) / elapsed:8.1f}/s "
                 f"p50={statistics.median(lat) * 1000:6.1f}ms p99={pct(lat, 99) * 1000:6.1f}ms "
                 f"max={max(lat) * 1000:6.1f}ms"
             )
+            print(
+                "    CPU per create (share of one core): "
+                + ", ".join(
+                    f"{name} {(after[name] - before[name]) / len(lat) * 1e3:.2f} ms "
+                    f"({(after[name] - before[name]) / elapsed:.0%})"
+                    for name in pids
+                )
+            )
     finally:
         for p in procs:
-            p.terminate()
+            # Under py-spy, stop the profiled child: py-spy writes its output once it exits.
+            for pid in tree(p.pid)[1:] if args.profile else [p.pid]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         for p in procs:
             p.wait(20)
         nats.stop()
