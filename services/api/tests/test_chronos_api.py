@@ -69,6 +69,29 @@ async def test_create_returns_what_the_next_read_shows(client: httpx.AsyncClient
     assert read.headers["etag"] == f'"{created["version"]}"'
 
 
+async def test_every_shape_of_create_answer_equals_the_read(client: httpx.AsyncClient) -> None:
+    # The create answers from the projected event, not from the row: the two must agree.
+    paused_recurring = {
+        "name": "recorrente",
+        "description": "todo dia",
+        "cron": "todo dia as 08:00",
+        "timezone": "Europe/Lisbon",
+        "url": "https://example.com/daily",
+        "method": "put",
+        "headers": {"Authorization": "Bearer x", "X-Trace": "1"},
+        "extras": {"a": [1, 2]},
+        "config": {"timeoutMs": 5000},
+        "isActive": False,
+    }
+    for body in (HTTP_CHRONO, paused_recurring):
+        r = await client.post("/chronos", json=body)
+        assert r.status_code == 201, r.text
+        assert r.headers["location"] == f"/chronos/{r.json()['id']}"
+        read = await client.get(r.headers["location"])
+        assert read.json() == r.json()
+        assert read.headers["etag"] == r.headers["etag"]
+
+
 async def test_defaults_target_http_and_method_post(client: httpx.AsyncClient) -> None:
     body = {"name": "defaults", "cron": "every 15 minutes", "url": "https://example.com/x"}
     r = await client.post("/chronos", json=body)
