@@ -54,6 +54,17 @@ async def test_every_resource_route_needs_a_valid_key(anon: httpx.AsyncClient) -
         assert r.status_code == 401
 
 
+async def test_openapi_declares_the_bearer_key_on_guarded_operations_only(
+    anon: httpx.AsyncClient,
+) -> None:
+    schema = (await anon.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert schema["paths"]["/chronos"]["post"]["security"] == [{"apiKey": []}]
+    assert schema["paths"]["/chronos/{chrono_id}"]["patch"]["security"] == [{"apiKey": []}]
+    assert "security" not in schema["paths"]["/health"]["get"]
+    assert "security" not in schema["paths"]["/ready"]["get"]
+
+
 async def test_create_returns_what_the_next_read_shows(client: httpx.AsyncClient) -> None:
     created = await create(client)
     assert created["targetType"] == "HTTP"
