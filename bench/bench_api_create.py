@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -50,6 +51,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy so far (not idle, not waiting for I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / _TICKS
+
+
 def tree(root: int) -> list[int]:
     """``root`` and its descendants (PostgreSQL forks a backend per connection)."""
     children: dict[int, list[int]] = {}
@@ -67,12 +74,13 @@ def tree(root: int) -> list[int]:
     return found
 
 
-def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds per named process tree (processes that exited meanwhile count as 0)."""
-    usage: dict[str, float] = {}
-    for name, root in pids.items():
+def cpu_by_process(groups: dict[str, Callable[[], list[int]]]) -> dict[str, float]:
+    """CPU seconds per named group of processes, as they are now (a process that exited is
+    no longer counted; the services' processes live throughout a run), and of the machine."""
+    usage: dict[str, float] = {"machine": machine_busy_seconds()}
+    for name, members in groups.items():
         total = 0.0
-        for pid in tree(root):
+        for pid in members():
             with contextlib.suppress(OSError):
                 total += cpu_seconds(pid)
         usage[name] = total
@@ -154,29 +162,36 @@ async def main() -> None:
         await drive(api, key, 200, 4)  # warm-up
         assert nats.proc is not None
         assert pg.proc is not None
-        pids = {
-            "api": procs[1].pid,
-            "projector": procs[0].pid,
-            "nats-server": nats.proc.pid,
-            "postgres": pg.proc.pid,
-            "load generator": os.getpid(),
+        api_pid, projector_pid, nats_pid, pg_pid = (
+            procs[1].pid,
+            procs[0].pid,
+            nats.proc.pid,
+            pg.proc.pid,
+        )
+        groups: dict[str, Callable[[], list[int]]] = {
+            "api": lambda: tree(api_pid),
+            "projector": lambda: tree(projector_pid),
+            "nats-server": lambda: [nats_pid],
+            "postgres": lambda: tree(pg_pid),  # a backend process per connection
+            "load generator": lambda: [os.getpid()],  # this process alone, not its children
         }
         for clients, count in ((1, max(args.count // 4, 100)), (args.clients, args.count)):
-            before = cpu_by_process(pids)
+            before = cpu_by_process(groups)
             elapsed, lat = await drive(api, key, count, clients)
-            after = cpu_by_process(pids)
+            after = cpu_by_process(groups)
             print(
                 f"clients={clients:>3} created={len(lat):>6} "
                 f"rate={len(lat) / elapsed:8.1f}/s "
                 f"p50={statistics.median(lat) * 1000:6.1f}ms p99={pct(lat, 99) * 1000:6.1f}ms "
                 f"max={max(lat) * 1000:6.1f}ms"
             )
+            used = {name: after[name] - before[name] for name in after}
+            used["anything else"] = used.pop("machine") - sum(used.values())
             print(
                 "    CPU per create (share of one core): "
                 + ", ".join(
-                    f"{name} {(after[name] - before[name]) / len(lat) * 1e3:.2f} ms "
-                    f"({(after[name] - before[name]) / elapsed:.0%})"
-                    for name in pids
+                    f"{name} {seconds / len(lat) * 1e3:.2f} ms ({seconds / elapsed:.0%})"
+                    for name, seconds in used.items()
                 )
             )
     finally:
