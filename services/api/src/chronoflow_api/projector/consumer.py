@@ -266,7 +266,8 @@ def _record_spans(msgs: list[Msg], checkpoint: int) -> None:
 async def drain(inbox: asyncio.Queue[Msg], size: int, *, idle: float = 5.0) -> list[Msg]:
     """Wait (up to ``idle`` s) for one message, then take whatever else already arrived."""
     try:
-        msgs = [await asyncio.wait_for(inbox.get(), idle)]
+        async with asyncio.timeout(idle):  # unlike wait_for, no task per call
+            msgs = [await inbox.get()]
     except TimeoutError:
         return []
     while len(msgs) < size and not inbox.empty():
