@@ -54,6 +54,17 @@ async def test_every_resource_route_needs_a_valid_key(anon: httpx.AsyncClient) -
         assert r.status_code == 401
 
 
+async def test_openapi_declares_the_bearer_key_on_guarded_operations_only(
+    anon: httpx.AsyncClient,
+) -> None:
+    schema = (await anon.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert schema["paths"]["/chronos"]["post"]["security"] == [{"apiKey": []}]
+    assert schema["paths"]["/chronos/{chrono_id}"]["patch"]["security"] == [{"apiKey": []}]
+    assert "security" not in schema["paths"]["/health"]["get"]
+    assert "security" not in schema["paths"]["/ready"]["get"]
+
+
 async def test_create_returns_what_the_next_read_shows(client: httpx.AsyncClient) -> None:
     created = await create(client)
     assert created["targetType"] == "HTTP"
@@ -67,6 +78,29 @@ async def test_create_returns_what_the_next_read_shows(client: httpx.AsyncClient
     assert read.status_code == 200
     assert read.json() == created
     assert read.headers["etag"] == f'"{created["version"]}"'
+
+
+async def test_every_shape_of_create_answer_equals_the_read(client: httpx.AsyncClient) -> None:
+    # The create answers from the projected event, not from the row: the two must agree.
+    paused_recurring = {
+        "name": "recorrente",
+        "description": "todo dia",
+        "cron": "todo dia as 08:00",
+        "timezone": "Europe/Lisbon",
+        "url": "https://example.com/daily",
+        "method": "put",
+        "headers": {"Authorization": "Bearer x", "X-Trace": "1"},
+        "extras": {"a": [1, 2]},
+        "config": {"timeoutMs": 5000},
+        "isActive": False,
+    }
+    for body in (HTTP_CHRONO, paused_recurring):
+        r = await client.post("/chronos", json=body)
+        assert r.status_code == 201, r.text
+        assert r.headers["location"] == f"/chronos/{r.json()['id']}"
+        read = await client.get(r.headers["location"])
+        assert read.json() == r.json()
+        assert read.headers["etag"] == r.headers["etag"]
 
 
 async def test_defaults_target_http_and_method_post(client: httpx.AsyncClient) -> None:

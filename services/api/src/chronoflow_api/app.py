@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from cryptography.fernet import Fernet
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from chronoflow_api.deps import RequireKey
 from chronoflow_api.domain import Policy
@@ -33,6 +36,34 @@ def _cipher(settings: ApiSettings) -> HeaderCipher:
         )
     log.warning("no CHRONOFLOW_SECRETS_KEY: using a throw-away key (development only)")
     return HeaderCipher(Fernet.generate_key().decode())
+
+
+def _document_bearer_auth(app: FastAPI, guarded_routers: Iterable[APIRouter]) -> None:
+    """Declare the API-key scheme in OpenAPI on every operation that checks it (the check reads
+    the header itself, so no parameter documents it)."""
+    guarded = {
+        (route.path, method.lower())
+        for router in guarded_routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    }
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # which FastAPI also keeps as app.openapi_schema, served from then on
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "apiKey": {"type": "http", "scheme": "bearer", "description": "an API key"}
+        }
+        for path, operations in schema["paths"].items():
+            for method, operation in operations.items():
+                if (path, method) in guarded:
+                    operation["security"] = [{"apiKey": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -71,14 +102,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         ),
     )
     install_error_handlers(app)
-    for router in (
-        chronos.router,
-        runs.router,
-        channels.router,
-        functions.router,
-        schedules.router,
-    ):
+    guarded = (chronos.router, runs.router, channels.router, functions.router, schedules.router)
+    for router in guarded:
         app.include_router(router, dependencies=[RequireKey])
+    _document_bearer_auth(app, guarded)
     return create_service_app(
         name="api",
         settings=settings,

@@ -118,7 +118,8 @@ class Services:
     async def create_chrono(self, body: ChronoCreate) -> ChronoOut:
         """Validate, save inline function code if any, append ChronoCreated."""
         now = utc_now()
-        fields = body.model_dump(exclude={"function_code", "function_limits"})
+        # Shallow: nested models stay validated instances rather than dicts to validate again.
+        fields = {k: v for k, v in body if k not in {"function_code", "function_limits"}}
         definition, next_run = build_definition(
             fields, self.policy, now, has_function_code=body.function_code is not None
         )

@@ -75,11 +75,15 @@ async def load_checkpoint(conn: AsyncConnection, stream: str) -> int:
     return int(seq or 0)
 
 
+_insert_checkpoint = insert(projection_checkpoints)
+# Built once: the projector saves a checkpoint with every batch it commits.
+_UPSERT_CHECKPOINT = _insert_checkpoint.on_conflict_do_update(
+    index_elements=["stream"], set_={"last_seq": _insert_checkpoint.excluded.last_seq}
+)
+
+
 async def _save_checkpoint(conn: AsyncConnection, stream: str, seq: int) -> None:
-    stmt = insert(projection_checkpoints).values(stream=stream, last_seq=seq)
-    await conn.execute(
-        stmt.on_conflict_do_update(index_elements=["stream"], set_={"last_seq": seq})
-    )
+    await conn.execute(_UPSERT_CHECKPOINT, {"stream": stream, "last_seq": seq})
 
 
 class ProjectorBusyError(RuntimeError):
@@ -173,27 +177,35 @@ class StreamProjector:
             self.stream, config, names.PROJECTOR_DURABLE, cb=deliver, manual_ack=True
         )
         try:
-            while True:
-                msgs = await drain(inbox, BATCH)
-                if not msgs:
-                    await self._observe_lag(None)
-                    continue
-                last = await self._apply(msgs)
-                await msgs[-1].ack()
-                await self._observe_lag(msgs[-1])
-                await self.nc.publish(
-                    names.PROJECTION_APPLIED_SUBJECT,
-                    json.dumps({"stream": self.stream, "seq": last}).encode(),
-                )
-                if stop_at is not None and last >= stop_at:
-                    return True
+            # One connection for the whole run, not a pool checkout (and its liveness ping)
+            # per batch; if it breaks, run() restarts from the checkpoint with a new one.
+            async with self.engine.connect() as conn:
+                return await self._consume_into(conn, inbox, stop_at)
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
-    async def _apply(self, msgs: list[Msg]) -> int:
+    async def _consume_into(
+        self, conn: AsyncConnection, inbox: asyncio.Queue[Msg], stop_at: int | None
+    ) -> bool:
+        while True:
+            msgs = await drain(inbox, BATCH)
+            if not msgs:
+                await self._observe_lag(None)
+                continue
+            last = await self._apply(conn, msgs)
+            await msgs[-1].ack()
+            await self._observe_lag(msgs[-1])
+            await self.nc.publish(
+                names.PROJECTION_APPLIED_SUBJECT,
+                json.dumps({"stream": self.stream, "seq": last}).encode(),
+            )
+            if stop_at is not None and last >= stop_at:
+                return True
+
+    async def _apply(self, conn: AsyncConnection, msgs: list[Msg]) -> int:
         started = time.time_ns()
-        async with self.engine.begin() as conn:
+        async with conn.begin():
             # Only the leader writes this checkpoint, so the value it saved last is current.
             checkpoint = self._checkpoint
             last = checkpoint
@@ -258,7 +270,8 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
 async def drain(inbox: asyncio.Queue[Msg], size: int, *, idle: float = 5.0) -> list[Msg]:
     """Wait (up to ``idle`` s) for one message, then take whatever else already arrived."""
     try:
-        msgs = [await asyncio.wait_for(inbox.get(), idle)]
+        async with asyncio.timeout(idle):  # unlike wait_for, no task per call
+            msgs = [await inbox.get()]
     except TimeoutError:
         return []
     while len(msgs) < size and not inbox.empty():

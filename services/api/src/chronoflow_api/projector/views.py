@@ -78,6 +78,8 @@ def _definition_columns(d: ChronoDefinition) -> dict[str, Any]:
 
 # --- chronos (from CF_EVENTS) ---------------------------------------------------------------
 
+_INSERT_CHRONOS = insert(chronos).on_conflict_do_nothing()  # built once: every create uses it
+
 
 async def chrono_created(conn: AsyncConnection, batch: Batch) -> None:
     """Insert the chrono rows."""
@@ -94,7 +96,7 @@ async def chrono_created(conn: AsyncConnection, batch: Batch) -> None:
                 "version": seq,
             }
         )
-    await conn.execute(insert(chronos).on_conflict_do_nothing(), rows)
+    await conn.execute(_INSERT_CHRONOS, rows)
 
 
 async def chrono_updated(conn: AsyncConnection, batch: Batch) -> None:
