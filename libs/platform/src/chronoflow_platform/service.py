@@ -31,6 +31,10 @@ from chronoflow_platform.telemetry import setup_service_tracing
 
 log = logging.getLogger(__name__)
 
+#: How many times, and how long apart, shutdown cancels a background loop that goes on.
+_CANCEL_ROUNDS = 20
+_CANCEL_WAIT_S = 0.5
+
 
 @dataclass
 class Runtime:
@@ -58,6 +62,25 @@ class Runtime:
                 raise
 
         self.tasks.append(asyncio.create_task(guarded(), name=name))
+
+    async def stop_tasks(self) -> None:
+        """Cancel the background loops and wait until each has ended.
+
+        One cancel is not always enough on Python 3.11: ``asyncio.wait_for`` (which nats-py
+        uses for every request) returns the reply instead of raising when the cancel races
+        the reply's arrival, and the loop around it goes on. So a loop still running after a
+        moment is cancelled again, at whatever it awaits next.
+        """
+        pending = {task for task in self.tasks if not task.done()}
+        for _ in range(_CANCEL_ROUNDS):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_CANCEL_WAIT_S)
+        if pending:
+            log.error("background tasks did not stop: %s", sorted(t.get_name() for t in pending))
+        await asyncio.gather(*(t for t in self.tasks if t.done()), return_exceptions=True)
 
 
 Startup = Callable[[Runtime], Awaitable[None]]
@@ -110,9 +133,7 @@ def create_service_app(
             log.info("%s started", name)
             yield
         finally:
-            for task in runtime.tasks:
-                task.cancel()
-            await asyncio.gather(*runtime.tasks, return_exceptions=True)
+            await runtime.stop_tasks()
             if on_shutdown is not None:
                 await on_shutdown(runtime)
             with contextlib.suppress(Exception):
