@@ -131,8 +131,12 @@ async def assert_exactly_once(
     due: dict[str, datetime],
     recurring: dict[str, datetime],
 ) -> None:
-    """One run per one-shot at its instant; each recurring occurrence, from the first its
-    creation announced, run or skipped once."""
+    """Once every one-shot ran and the recurring chronos are stopped: one run per one-shot at
+    its instant; each recurring occurrence, from the first its creation announced, run or
+    skipped once."""
+    await until_every_one_shot_ran(js, due)
+    await asyncio.sleep(1)
+    await stop_recurring(writer, recurring)
     runs = await work(js)
     skips = await collect(js, names.RUNS_STREAM, RunSkipped)
     for chrono_id, instant in due.items():
@@ -168,9 +172,30 @@ async def stop_recurring(writer: ChronoWriter, recurring: dict[str, datetime]) -
     await asyncio.sleep(2)
 
 
-async def spawn_scheduler(nats_url: str, database_url: str, log: Path) -> Process:
+async def one_shots(
+    writer: ChronoWriter, start: datetime, count: int, *, first: float, step: float
+) -> dict[str, datetime]:
+    """``count`` one-shots due ``first`` seconds after ``start``, then every ``step`` seconds."""
+    due = {}
+    for i in range(count):
+        instant = start + timedelta(seconds=first + i * step)
+        due[await writer.create(http_definition(once(instant)))] = instant
+    return due
+
+
+async def kill(*procs: Process) -> None:
+    """kill -9 whichever of the processes still runs."""
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def spawn_scheduler(
+    nats_url: str, database_url: str, log: Path, *, port: int | None = None
+) -> Process:
     """``python -m chronoflow_scheduler`` as its own process; returns once it is ready."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "NATS_URL": nats_url,
@@ -205,40 +230,78 @@ async def spawn_scheduler(nats_url: str, database_url: str, log: Path) -> Proces
     return proc
 
 
-@pytest.mark.usefixtures("projection")
+class Spawner:
+    """Starts scheduler processes on the test's servers; logs go to the test's directory."""
+
+    def __init__(self, nats_url: str, database_url: str, logs: Path) -> None:
+        self.nats_url = nats_url
+        self.database_url = database_url
+        self.logs = logs
+        self.procs: list[Process] = []
+
+    async def __call__(self, name: str, *, port: int | None = None) -> Process:
+        log = self.logs / f"{name}.log"
+        proc = await spawn_scheduler(self.nats_url, self.database_url, log, port=port)
+        self.procs.append(proc)
+        return proc
+
+
+@pytest.fixture
+async def processes(
+    nats_server: NatsServer, database_url: str, tmp_path: Path, projection: None
+) -> AsyncIterator[Spawner]:
+    """Scheduler processes, as many as the test starts; any still running are killed after."""
+    spawner = Spawner(nats_server.url, database_url, tmp_path)
+    yield spawner
+    await kill(*spawner.procs)
+
+
 async def test_kill_9_while_occurrences_are_due(
-    nats_server: NatsServer,
-    database_url: str,
-    writer: ChronoWriter,
-    clean_stack: JetStreamContext,
-    tmp_path: Path,
+    processes: Spawner, writer: ChronoWriter, clean_stack: JetStreamContext
 ) -> None:
-    proc = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
-    try:
-        start = utc_now()
-        due = {}
-        for i in range(12):
-            instant = start + timedelta(seconds=2 + i * 0.4)
-            due[await writer.create(http_definition(once(instant)))] = instant
-        recurring = {await writer.create(http_definition(every(1, start))): start}
+    proc = await processes("scheduler")
+    start = utc_now()
+    due = await one_shots(writer, start, 12, first=2, step=0.4)
+    recurring = {await writer.create(http_definition(every(1, start))): start}
 
-        # Some occurrences have run, some are held in the process, some are still pending.
-        await asyncio.sleep(3.5)
-        proc.kill()
-        ran_before = {r.chrono_id for r in await work(clean_stack)} & set(due)
-        assert 0 < len(ran_before) < len(due)
-        await proc.wait()
-        await asyncio.sleep(3)  # more come due while nothing runs
+    # Some occurrences have run, some are held in the process, some are still pending.
+    await asyncio.sleep(3.5)
+    proc.kill()
+    ran_before = {r.chrono_id for r in await work(clean_stack)} & set(due)
+    assert 0 < len(ran_before) < len(due)
+    await proc.wait()
+    await asyncio.sleep(3)  # more come due while nothing runs
 
-        proc = await spawn_scheduler(nats_server.url, database_url, tmp_path / "scheduler.log")
-        await until_every_one_shot_ran(clean_stack, due)
-        await asyncio.sleep(1)
-        await stop_recurring(writer, recurring)
-        await assert_exactly_once(clean_stack, writer, due, recurring)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    await processes("scheduler")
+    await assert_exactly_once(clean_stack, writer, due, recurring)
+
+
+async def held_fires(port: int) -> float:
+    """How many fires a scheduler process holds, from its /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics", timeout=5)).text
+    [line] = [x for x in text.splitlines() if x.startswith("chronoflow_scheduler_held_fires ")]
+    return float(line.split()[1])
+
+
+async def test_kill_9_of_one_replica_while_it_holds_fires(
+    processes: Spawner, writer: ChronoWriter, clean_stack: JetStreamContext
+) -> None:
+    doomed_port = free_port()
+    doomed = await processes("doomed", port=doomed_port)
+    await processes("survivor")
+    start = utc_now()
+    due = await one_shots(writer, start, 16, first=3, step=0.3)
+    recurring = {await writer.create(http_definition(every(1, start))): start}
+
+    async def doomed_holds() -> bool:
+        return await held_fires(doomed_port) >= 1
+
+    assert await eventually(doomed_holds, within=WAIT)
+    doomed.kill()
+    await doomed.wait()
+    # What it held comes back to the survivor after the ack wait, late but once.
+    await assert_exactly_once(clean_stack, writer, due, recurring)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -255,10 +318,7 @@ async def test_nats_restart_with_two_replicas_fires_everything_once(
     first = await replicas.start(**lead)
     second = await replicas.start(**lead)
     start = utc_now()
-    due = {}
-    for i in range(4):
-        instant = start + timedelta(seconds=2.5 + i * 0.5)
-        due[await writer.create(http_definition(once(instant)))] = instant
+    due = await one_shots(writer, start, 4, first=2.5, step=0.5)
     recurring = {await writer.create(http_definition(every(1, start))): start}
 
     async def some_held() -> bool:
@@ -267,11 +327,7 @@ async def test_nats_restart_with_two_replicas_fires_everything_once(
     assert await eventually(some_held, within=WAIT)
     # Their schedule messages are pending when the server stops, and the first of them
     # come due (fire at instant - lead) while it is down.
-    later = utc_now()
-    pending = {}
-    for i in range(8):
-        instant = later + timedelta(seconds=6 + i * 0.4)
-        pending[await writer.create(http_definition(once(instant)))] = instant
+    pending = await one_shots(writer, utc_now(), 8, first=6, step=0.4)
 
     async def armed() -> bool:
         return all([await first.store.pending(c) is not None for c in pending])
@@ -281,10 +337,7 @@ async def test_nats_restart_with_two_replicas_fires_everything_once(
     await asyncio.sleep(4)  # occurrences come due while the server is down
     await asyncio.to_thread(nats_server.start)
 
-    due |= pending
-    await until_every_one_shot_ran(clean_stack, due)
-    await stop_recurring(writer, recurring)
-    await assert_exactly_once(clean_stack, writer, due, recurring)
+    await assert_exactly_once(clean_stack, writer, due | pending, recurring)
 
 
 async def test_two_replicas_share_a_burst_exactly_once(
@@ -301,9 +354,6 @@ async def test_two_replicas_share_a_burst_exactly_once(
     for _ in range(5):
         recurring[await writer.create(http_definition(every(1, start)))] = start
 
-    await until_every_one_shot_ran(clean_stack, due)
-    await asyncio.sleep(2)
-    await stop_recurring(writer, recurring)
     await assert_exactly_once(clean_stack, writer, due, recurring)
     # Both replicas took part.
     assert first.metrics.fires.labels("run")._value.get() > 0
