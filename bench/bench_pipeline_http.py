@@ -228,12 +228,18 @@ class Stack:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+#: A run ready to publish: due instant, occurrence id, body, headers.
+Prepared = tuple[datetime, str, bytes, dict[str, str]]
+
+
 @dataclass
 class Scenario:
     name: str
     due: list[datetime]
     chrono_ids: list[str] = field(default_factory=list)
     occurrences: dict[str, datetime] = field(default_factory=dict)
+    #: When this process published each run (``--via executor``, spread), by occurrence id.
+    published: dict[str, float] = field(default_factory=dict)
     releasing: asyncio.Task[None] | None = None
 
 
@@ -248,12 +254,12 @@ async def arm_via_executor(js: JetStreamContext, stack: Stack, scenario: Scenari
     url = f"http://127.0.0.1:{stack.sink.port}/hook"
     definition = http_definition(url, payload={"bench": scenario.name}, attempts=1)
     subject = names.work_subject("http")
-    prepared: list[tuple[datetime, bytes, dict[str, str]]] = []
+    prepared: list[Prepared] = []
     for chrono_id, due in zip(scenario.chrono_ids, scenario.due, strict=True):
         request = run_request(definition, chrono_id=chrono_id, scheduled_for=due)
         scenario.occurrences[request.occurrence_id] = due
         headers = event_headers(request, msg_id=run_request_msg_id(chrono_id, due, 1))
-        prepared.append((due, encode(request), headers))
+        prepared.append((due, request.occurrence_id, encode(request), headers))
     if len(set(scenario.due)) == 1:
         # Held until every run is queued, however long that takes on a busy machine; then
         # they all become due at one instant, which is what lateness is measured from.
@@ -264,14 +270,14 @@ async def arm_via_executor(js: JetStreamContext, stack: Stack, scenario: Scenari
             async with window:
                 await js.publish(subject, body, headers=headers)
 
-        await asyncio.gather(*(queue(body, headers) for _, body, headers in prepared))
+        await asyncio.gather(*(queue(body, headers) for _, _, body, headers in prepared))
         due = utc_now() + timedelta(seconds=1.5)
         await pause_executors(js, due)
         scenario.due = [due] * len(scenario.due)
         scenario.occurrences = dict.fromkeys(scenario.occurrences, due)
         return
     scenario.releasing = asyncio.get_running_loop().create_task(
-        release(js, subject, sorted(prepared, key=lambda p: p[0]))
+        release(js, subject, sorted(prepared, key=lambda p: p[0]), scenario.published)
     )
 
 
@@ -285,14 +291,15 @@ async def pause_executors(js: JetStreamContext, until: datetime) -> None:
 
 
 async def release(
-    js: JetStreamContext, subject: str, prepared: list[tuple[datetime, bytes, dict[str, str]]]
+    js: JetStreamContext, subject: str, prepared: list[Prepared], published: dict[str, float]
 ) -> None:
     """Publish each prepared run at its due instant (acks awaited in the background)."""
     pending: set[asyncio.Future[PubAck]] = set()
-    for due, body, headers in prepared:
+    for due, occurrence, body, headers in prepared:
         wait = due.timestamp() - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
+        published[occurrence] = time.time()
         ack = await js.publish_async(subject, body, headers=headers)
         pending.add(ack)
         ack.add_done_callback(pending.discard)
@@ -327,6 +334,31 @@ async def arm_via_scheduler(js: JetStreamContext, stack: Stack, scenario: Scenar
             )
 
     await asyncio.gather(*(one(due) for due in scenario.due))
+
+
+async def started_at(engine: AsyncEngine) -> dict[str, float]:
+    """When an executor began each run (its RunStarted), by occurrence id."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(chrono_runs.c.occurrence_id, chrono_runs.c.started_at))
+        return {occurrence: at.timestamp() for occurrence, at in rows if at is not None}
+
+
+def stages(
+    scenario: Scenario, arrived: dict[str, float], started: dict[str, float]
+) -> list[tuple[str, list[float]]]:
+    """Where the lateness goes: due → published (spread via this process only) → executor
+    started the run → the sink had it."""
+    due = {occurrence: at.timestamp() for occurrence, at in scenario.occurrences.items()}
+    ids = [i for i in arrived if i in started and i in due]
+    found: list[tuple[str, list[float]]] = []
+    if scenario.published:
+        pub = scenario.published
+        found.append(("due → published", [pub[i] - due[i] for i in ids if i in pub]))
+        found.append(("published → executor start", [started[i] - pub[i] for i in ids if i in pub]))
+    else:
+        found.append(("due → executor start", [started[i] - due[i] for i in ids]))
+    found.append(("executor start → sink", [arrived[i] - started[i] for i in ids]))
+    return found
 
 
 async def history_count(engine: AsyncEngine) -> int:
@@ -409,6 +441,12 @@ async def run_scenario(
         f"  drain rate {result['drain_rate']:,.0f} runs/s (first due → last delivery)\n"
         f"  history complete {ms(result['history_after_last'])} after the last delivery"
     )
+    for name, values in stages(scenario, sink.first, await started_at(engine)):
+        if values:
+            print(
+                f"    {name}: p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
+                f"max {ms(max(values))}"
+            )
     used = {role: cpu_after[role] - cpu_before[role] for role in pids}
     wall = history_done - started
     shares = [
