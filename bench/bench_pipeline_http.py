@@ -18,8 +18,9 @@ How runs become due (``--via``):
   does, and the scheduler (its own process) fires them into the work queue.
 
 Printed per scenario: delivered, lost and duplicated runs (by ``webhook-id``), delivery
-lateness (sink arrival minus the due instant) p50/p99/max, drain rate, the time until the run
-history is complete after the last delivery, and the CPU each process used per run.
+lateness (sink arrival minus the due instant) p50/p99/max and where it was spent (due → in
+the work queue → an executor started the run → the sink had it), drain rate, the time until
+the run history is complete after the last delivery, and the CPU each process used per run.
 
     .venv/bin/python bench/bench_pipeline_http.py [--only burst,spread,sustained]
         [--burst 10000] [--spread 10000] [--spread-seconds 30] [--sustained 30000]
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -47,6 +49,8 @@ import httpx
 import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from sqlalchemy import func, select, text
@@ -238,7 +242,8 @@ class Scenario:
     due: list[datetime]
     chrono_ids: list[str] = field(default_factory=list)
     occurrences: dict[str, datetime] = field(default_factory=dict)
-    #: When this process published each run (``--via executor``, spread), by occurrence id.
+    #: When each run was published to the work queue, by occurrence id: by this process
+    #: (``--via executor``, spread) or by the scheduler (``--via scheduler``, as heard here).
     published: dict[str, float] = field(default_factory=dict)
     releasing: asyncio.Task[None] | None = None
 
@@ -307,9 +312,22 @@ async def release(
         await asyncio.gather(*pending)
 
 
-async def arm_via_scheduler(js: JetStreamContext, stack: Stack, scenario: Scenario) -> None:
-    """One one-shot chrono per run, created as the api does; the scheduler fires them."""
+async def arm_via_scheduler(
+    nc: NatsClient, js: JetStreamContext, stack: Stack, scenario: Scenario
+) -> Subscription:
+    """One one-shot chrono per run, created as the api does; the scheduler fires them.
+
+    Returns a plain subscription to the work queue's subject that notes when the scheduler
+    published each run, which splits its firing lag from the executors' queueing.
+    """
     from chronoflow_contracts.runs import occurrence_id
+
+    async def heard(msg: Msg) -> None:
+        occurrence = json.loads(msg.data).get("occurrenceId")
+        if isinstance(occurrence, str):
+            scenario.published.setdefault(occurrence, time.time())
+
+    listening = await nc.subscribe(names.work_subject("http"), cb=heard, pending_msgs_limit=-1)
 
     url = f"http://127.0.0.1:{stack.sink.port}/hook"
     template = http_definition(url, payload={"bench": scenario.name}, attempts=1)
@@ -334,6 +352,7 @@ async def arm_via_scheduler(js: JetStreamContext, stack: Stack, scenario: Scenar
             )
 
     await asyncio.gather(*(one(due) for due in scenario.due))
+    return listening
 
 
 async def started_at(engine: AsyncEngine) -> dict[str, float]:
@@ -346,15 +365,17 @@ async def started_at(engine: AsyncEngine) -> dict[str, float]:
 def stages(
     scenario: Scenario, arrived: dict[str, float], started: dict[str, float]
 ) -> list[tuple[str, list[float]]]:
-    """Where the lateness goes: due → published (spread via this process only) → executor
-    started the run → the sink had it."""
+    """Where the lateness goes: due → in the work queue (where known) → an executor started
+    the run (its RunStarted) → the sink had it."""
     due = {occurrence: at.timestamp() for occurrence, at in scenario.occurrences.items()}
     ids = [i for i in arrived if i in started and i in due]
     found: list[tuple[str, list[float]]] = []
     if scenario.published:
         pub = scenario.published
-        found.append(("due → published", [pub[i] - due[i] for i in ids if i in pub]))
-        found.append(("published → executor start", [started[i] - pub[i] for i in ids if i in pub]))
+        found.append(("due → in the work queue", [pub[i] - due[i] for i in ids if i in pub]))
+        found.append(
+            ("work queue → executor start", [started[i] - pub[i] for i in ids if i in pub])
+        )
     else:
         found.append(("due → executor start", [started[i] - due[i] for i in ids]))
     found.append(("executor start → sink", [arrived[i] - started[i] for i in ids]))
@@ -373,7 +394,12 @@ async def history_count(engine: AsyncEngine) -> int:
 
 
 async def run_scenario(
-    js: JetStreamContext, engine: AsyncEngine, stack: Stack, scenario: Scenario, via: str
+    nc: NatsClient,
+    js: JetStreamContext,
+    engine: AsyncEngine,
+    stack: Stack,
+    scenario: Scenario,
+    via: str,
 ) -> dict[str, float]:
     sink = stack.sink
     sink.first.clear()
@@ -383,8 +409,9 @@ async def run_scenario(
     # One chrono per run: an occurrence is (chrono, instant), and a burst shares the instant.
     scenario.chrono_ids = [new_id() for _ in scenario.due]
     armed = time.monotonic()
+    listening: Subscription | None = None
     if via == "scheduler":
-        await arm_via_scheduler(js, stack, scenario)
+        listening = await arm_via_scheduler(nc, js, stack, scenario)
     else:
         await arm_via_executor(js, stack, scenario)
     expected = len(scenario.occurrences)
@@ -418,6 +445,8 @@ async def run_scenario(
     history_done = time.time()
     cpu_after = {role: cpu_seconds(p) for role, p in pids.items()}
     machine_used = machine_cpu_seconds() - machine_before
+    if listening is not None:
+        await listening.unsubscribe()
 
     delivered = [wid for wid in sink.first if wid in scenario.occurrences]
     lateness = [sink.first[wid] - scenario.occurrences[wid].timestamp() for wid in delivered]
@@ -502,17 +531,19 @@ async def main(args: argparse.Namespace) -> None:
         if "burst" in only:
             at = utc_now() + timedelta(seconds=lead + args.burst * per_run)
             print(f"\nburst: {args.burst:,} runs due at the same instant")
-            await run_scenario(js, engine, stack, Scenario("burst", [at] * args.burst), args.via)
+            await run_scenario(
+                nc, js, engine, stack, Scenario("burst", [at] * args.burst), args.via
+            )
         if "spread" in only:
             start = utc_now() + timedelta(seconds=lead + args.spread * per_run)
             print(f"\nspread: {args.spread:,} runs due evenly over {args.spread_seconds:.0f} s")
             due = evenly(args.spread, start, args.spread_seconds)
-            await run_scenario(js, engine, stack, Scenario("spread", due), args.via)
+            await run_scenario(nc, js, engine, stack, Scenario("spread", due), args.via)
         if "sustained" in only:
             at = utc_now() + timedelta(seconds=lead + args.sustained * per_run)
             print(f"\nsustained: a backlog of {args.sustained:,} runs, drained")
             await run_scenario(
-                js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via
+                nc, js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via
             )
         await engine.dispose()
     finally:
