@@ -136,8 +136,8 @@ class GuardedClient(httpx.AsyncClient):
 
     :meth:`send_guarded` is what :func:`chronoflow_egress.send_capped` uses: the request goes
     straight to the guarded transport, past the client's auth, cookie, event-hook and
-    mount layers, which cost a fifth of a webhook's CPU and do nothing for this client (no
-    auth, a cookie jar that refuses everything, no hooks, no proxies). Should hooks or auth be
+    mount layers, which cost about a fifth of the request's CPU and do nothing for this client
+    (no auth, a cookie jar that refuses everything, no hooks, no proxies). Should hooks or auth be
     set on it anyway, it takes the full path so they still apply.
     """
 
