@@ -18,8 +18,9 @@ How runs become due (``--via``):
   does, and the scheduler (its own process) fires them into the work queue.
 
 Printed per scenario: delivered, lost and duplicated runs (by ``webhook-id``), delivery
-lateness (sink arrival minus the due instant) p50/p99/max, drain rate, the time until the run
-history is complete after the last delivery, and the CPU each process used per run.
+lateness (sink arrival minus the due instant) p50/p99/max and where it was spent (due → in
+the work queue → an executor started the run → the sink had it), drain rate, the time until
+the run history is complete after the last delivery, and the CPU each process used per run.
 
     .venv/bin/python bench/bench_pipeline_http.py [--only burst,spread,sustained]
         [--burst 10000] [--spread 10000] [--spread-seconds 30] [--sustained 30000]
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -47,6 +49,8 @@ import httpx
 import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from sqlalchemy import func, select, text
@@ -228,12 +232,19 @@ class Stack:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+#: A run ready to publish: due instant, occurrence id, body, headers.
+Prepared = tuple[datetime, str, bytes, dict[str, str]]
+
+
 @dataclass
 class Scenario:
     name: str
     due: list[datetime]
     chrono_ids: list[str] = field(default_factory=list)
     occurrences: dict[str, datetime] = field(default_factory=dict)
+    #: When each run was published to the work queue, by occurrence id: by this process
+    #: (``--via executor``, spread) or by the scheduler (``--via scheduler``, as heard here).
+    published: dict[str, float] = field(default_factory=dict)
     releasing: asyncio.Task[None] | None = None
 
 
@@ -248,12 +259,12 @@ async def arm_via_executor(js: JetStreamContext, stack: Stack, scenario: Scenari
     url = f"http://127.0.0.1:{stack.sink.port}/hook"
     definition = http_definition(url, payload={"bench": scenario.name}, attempts=1)
     subject = names.work_subject("http")
-    prepared: list[tuple[datetime, bytes, dict[str, str]]] = []
+    prepared: list[Prepared] = []
     for chrono_id, due in zip(scenario.chrono_ids, scenario.due, strict=True):
         request = run_request(definition, chrono_id=chrono_id, scheduled_for=due)
         scenario.occurrences[request.occurrence_id] = due
         headers = event_headers(request, msg_id=run_request_msg_id(chrono_id, due, 1))
-        prepared.append((due, encode(request), headers))
+        prepared.append((due, request.occurrence_id, encode(request), headers))
     if len(set(scenario.due)) == 1:
         # Held until every run is queued, however long that takes on a busy machine; then
         # they all become due at one instant, which is what lateness is measured from.
@@ -264,14 +275,14 @@ async def arm_via_executor(js: JetStreamContext, stack: Stack, scenario: Scenari
             async with window:
                 await js.publish(subject, body, headers=headers)
 
-        await asyncio.gather(*(queue(body, headers) for _, body, headers in prepared))
+        await asyncio.gather(*(queue(body, headers) for _, _, body, headers in prepared))
         due = utc_now() + timedelta(seconds=1.5)
         await pause_executors(js, due)
         scenario.due = [due] * len(scenario.due)
         scenario.occurrences = dict.fromkeys(scenario.occurrences, due)
         return
     scenario.releasing = asyncio.get_running_loop().create_task(
-        release(js, subject, sorted(prepared, key=lambda p: p[0]))
+        release(js, subject, sorted(prepared, key=lambda p: p[0]), scenario.published)
     )
 
 
@@ -285,14 +296,15 @@ async def pause_executors(js: JetStreamContext, until: datetime) -> None:
 
 
 async def release(
-    js: JetStreamContext, subject: str, prepared: list[tuple[datetime, bytes, dict[str, str]]]
+    js: JetStreamContext, subject: str, prepared: list[Prepared], published: dict[str, float]
 ) -> None:
     """Publish each prepared run at its due instant (acks awaited in the background)."""
     pending: set[asyncio.Future[PubAck]] = set()
-    for due, body, headers in prepared:
+    for due, occurrence, body, headers in prepared:
         wait = due.timestamp() - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
+        published[occurrence] = time.time()
         ack = await js.publish_async(subject, body, headers=headers)
         pending.add(ack)
         ack.add_done_callback(pending.discard)
@@ -300,9 +312,22 @@ async def release(
         await asyncio.gather(*pending)
 
 
-async def arm_via_scheduler(js: JetStreamContext, stack: Stack, scenario: Scenario) -> None:
-    """One one-shot chrono per run, created as the api does; the scheduler fires them."""
+async def arm_via_scheduler(
+    nc: NatsClient, js: JetStreamContext, stack: Stack, scenario: Scenario
+) -> Subscription:
+    """One one-shot chrono per run, created as the api does; the scheduler fires them.
+
+    Returns a plain subscription to the work queue's subject that notes when the scheduler
+    published each run, which splits its firing lag from the executors' queueing.
+    """
     from chronoflow_contracts.runs import occurrence_id
+
+    async def heard(msg: Msg) -> None:
+        occurrence = json.loads(msg.data).get("occurrenceId")
+        if isinstance(occurrence, str):
+            scenario.published.setdefault(occurrence, time.time())
+
+    listening = await nc.subscribe(names.work_subject("http"), cb=heard, pending_msgs_limit=-1)
 
     url = f"http://127.0.0.1:{stack.sink.port}/hook"
     template = http_definition(url, payload={"bench": scenario.name}, attempts=1)
@@ -327,6 +352,34 @@ async def arm_via_scheduler(js: JetStreamContext, stack: Stack, scenario: Scenar
             )
 
     await asyncio.gather(*(one(due) for due in scenario.due))
+    return listening
+
+
+async def started_at(engine: AsyncEngine) -> dict[str, float]:
+    """When an executor began each run (its RunStarted), by occurrence id."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(chrono_runs.c.occurrence_id, chrono_runs.c.started_at))
+        return {occurrence: at.timestamp() for occurrence, at in rows if at is not None}
+
+
+def stages(
+    scenario: Scenario, arrived: dict[str, float], started: dict[str, float]
+) -> list[tuple[str, list[float]]]:
+    """Where the lateness goes: due → in the work queue (where known) → an executor started
+    the run (its RunStarted) → the sink had it."""
+    due = {occurrence: at.timestamp() for occurrence, at in scenario.occurrences.items()}
+    ids = [i for i in arrived if i in started and i in due]
+    found: list[tuple[str, list[float]]] = []
+    if scenario.published:
+        pub = scenario.published
+        found.append(("due → in the work queue", [pub[i] - due[i] for i in ids if i in pub]))
+        found.append(
+            ("work queue → executor start", [started[i] - pub[i] for i in ids if i in pub])
+        )
+    else:
+        found.append(("due → executor start", [started[i] - due[i] for i in ids]))
+    found.append(("executor start → sink", [arrived[i] - started[i] for i in ids]))
+    return found
 
 
 async def history_count(engine: AsyncEngine) -> int:
@@ -341,7 +394,12 @@ async def history_count(engine: AsyncEngine) -> int:
 
 
 async def run_scenario(
-    js: JetStreamContext, engine: AsyncEngine, stack: Stack, scenario: Scenario, via: str
+    nc: NatsClient,
+    js: JetStreamContext,
+    engine: AsyncEngine,
+    stack: Stack,
+    scenario: Scenario,
+    via: str,
 ) -> dict[str, float]:
     sink = stack.sink
     sink.first.clear()
@@ -351,8 +409,9 @@ async def run_scenario(
     # One chrono per run: an occurrence is (chrono, instant), and a burst shares the instant.
     scenario.chrono_ids = [new_id() for _ in scenario.due]
     armed = time.monotonic()
+    listening: Subscription | None = None
     if via == "scheduler":
-        await arm_via_scheduler(js, stack, scenario)
+        listening = await arm_via_scheduler(nc, js, stack, scenario)
     else:
         await arm_via_executor(js, stack, scenario)
     expected = len(scenario.occurrences)
@@ -386,6 +445,8 @@ async def run_scenario(
     history_done = time.time()
     cpu_after = {role: cpu_seconds(p) for role, p in pids.items()}
     machine_used = machine_cpu_seconds() - machine_before
+    if listening is not None:
+        await listening.unsubscribe()
 
     delivered = [wid for wid in sink.first if wid in scenario.occurrences]
     lateness = [sink.first[wid] - scenario.occurrences[wid].timestamp() for wid in delivered]
@@ -409,6 +470,12 @@ async def run_scenario(
         f"  drain rate {result['drain_rate']:,.0f} runs/s (first due → last delivery)\n"
         f"  history complete {ms(result['history_after_last'])} after the last delivery"
     )
+    for name, values in stages(scenario, sink.first, await started_at(engine)):
+        if values:
+            print(
+                f"    {name}: p50 {ms(pct(values, 50))}  p99 {ms(pct(values, 99))}  "
+                f"max {ms(max(values))}"
+            )
     used = {role: cpu_after[role] - cpu_before[role] for role in pids}
     wall = history_done - started
     shares = [
@@ -464,17 +531,19 @@ async def main(args: argparse.Namespace) -> None:
         if "burst" in only:
             at = utc_now() + timedelta(seconds=lead + args.burst * per_run)
             print(f"\nburst: {args.burst:,} runs due at the same instant")
-            await run_scenario(js, engine, stack, Scenario("burst", [at] * args.burst), args.via)
+            await run_scenario(
+                nc, js, engine, stack, Scenario("burst", [at] * args.burst), args.via
+            )
         if "spread" in only:
             start = utc_now() + timedelta(seconds=lead + args.spread * per_run)
             print(f"\nspread: {args.spread:,} runs due evenly over {args.spread_seconds:.0f} s")
             due = evenly(args.spread, start, args.spread_seconds)
-            await run_scenario(js, engine, stack, Scenario("spread", due), args.via)
+            await run_scenario(nc, js, engine, stack, Scenario("spread", due), args.via)
         if "sustained" in only:
             at = utc_now() + timedelta(seconds=lead + args.sustained * per_run)
             print(f"\nsustained: a backlog of {args.sustained:,} runs, drained")
             await run_scenario(
-                js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via
+                nc, js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via
             )
         await engine.dispose()
     finally:

@@ -144,7 +144,8 @@ async def make_client() -> AsyncIterator[ClientFactory]:
 
     def make(allow: str = "", **kwargs: object) -> httpx.AsyncClient:
         policy = EgressPolicy.from_allowlist(allow, allowlist_permitted=bool(allow))
-        client = build_client(policy, timeout=5.0, **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("timeout", 5.0)
+        client = build_client(policy, **kwargs)  # type: ignore[arg-type]
         clients.append(client)
         return client
 
@@ -413,3 +414,46 @@ async def test_the_client_sends_its_user_agent(make_client: ClientFactory, sink:
     client = make_client("127.0.0.0/8", user_agent="ChronoFlow-Test/1")
     await client.get(sink.url())
     assert sink.received[0].headers["User-Agent"] == "ChronoFlow-Test/1"
+
+
+async def test_a_remembered_refusal_is_refused_and_counted_every_time(
+    make_client: ClientFactory, sink: Sink
+) -> None:
+    """The verdict on a URL is cached; the refusal, its metric and its silence are not."""
+    registry = CollectorRegistry()
+    client = make_client(metrics=EgressMetrics(registry))
+    for _ in range(3):
+        with pytest.raises(EgressBlocked) as raised:
+            await send_capped(client, httpx.Request("POST", sink.url(host="[::ffff:7f00:1]")))
+        assert raised.value.reason is BlockReason.LOOPBACK
+    assert registry.get_sample_value("chronoflow_egress_blocked_total", {"reason": "loopback"}) == 3
+    assert sink.received == []
+
+
+async def test_send_capped_sends_with_the_clients_timeout_and_no_cookies(
+    make_client: ClientFactory, sink: Sink
+) -> None:
+    """The direct path still applies the client's timeout and never stores a cookie."""
+    client = make_client("127.0.0.0/8", timeout=httpx.Timeout(5, read=0.05))
+    await send_capped(client, httpx.Request("GET", sink.url("/cookie")))
+    again = await send_capped(client, httpx.Request("GET", sink.url()))
+    assert again.status == 200
+    assert "Cookie" not in sink.received[1].headers
+    with pytest.raises(httpx.ReadTimeout):
+        await send_capped(client, httpx.Request("GET", sink.url("/slow?s=2")))
+
+
+async def test_send_capped_runs_hooks_set_on_the_client(
+    make_client: ClientFactory, sink: Sink
+) -> None:
+    """Hooks added to the client (tracing, say) are not skipped by the direct path."""
+    client = make_client("127.0.0.0/8")
+    seen: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    client.event_hooks["request"] = [on_request]
+    result = await send_capped(client, httpx.Request("POST", sink.url(), content=b"{}"))
+    assert result.status == 200
+    assert seen == ["/ok"]

@@ -3,6 +3,7 @@
 from chronoflow_egress.client import (
     ALLOWED_SCHEMES,
     DEFAULT_USER_AGENT,
+    GuardedClient,
     GuardedTransport,
     build_client,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "EgressConfigError",
     "EgressMetrics",
     "EgressPolicy",
+    "GuardedClient",
     "GuardedResolver",
     "GuardedTransport",
     "StaticResolver",

@@ -11,7 +11,7 @@ from typing import cast
 
 import httpx
 
-from chronoflow_egress.client import default_port
+from chronoflow_egress.client import GuardedClient, default_port
 
 MAX_BODY_BYTES = 1024 * 1024
 # Dropped from a redirected request whenever the next hop is another origin.
@@ -134,7 +134,10 @@ async def _exchange(
     started = time.perf_counter()
     hops = 0
     while True:
-        response = await client.send(request, stream=True, follow_redirects=False)
+        if isinstance(client, GuardedClient):
+            response = await client.send_guarded(request)
+        else:
+            response = await client.send(request, stream=True, follow_redirects=False)
         try:
             if not (follow_redirects and response.has_redirect_location):
                 body, truncated = await read_capped(response, max_body)

@@ -125,6 +125,9 @@ class WebhookExecutor:
         try:
             headers = httpx.Headers(self._client.headers)
             headers.update(domain.request_headers(user_headers, body, signature))
+            # httpx encodes str headers as ASCII or refuses them, so this is what it would
+            # find, without it trying every header in two encodings on each lookup's behalf.
+            headers.encoding = "ascii"
             # What client.build_request does, minus merging cookies and a base URL, which
             # this client never has; the URL is parsed once per distinct string.
             outgoing = httpx.Request(
