@@ -16,7 +16,6 @@ from chronoflow_scheduler.domain import (
     definition_from_row,
     fire_at,
     first_due,
-    plan_redelivered_fire,
     schedule_msg_id,
     target_kind,
 )
@@ -147,37 +146,3 @@ def test_definition_round_trips_through_a_read_model_row() -> None:
     }
     assert definition_from_row(row) == definition
     assert target_kind(TargetType.MESSAGE) == "message"
-
-
-def test_a_redelivered_fire_sends_its_occurrence_again_instead_of_skipping_it() -> None:
-    # Every second, redelivered 6 s late: the first delivery may have stored `due`'s run.
-    schedule = every(1, T0)
-    due = T0 + timedelta(seconds=1)
-    now = due + timedelta(seconds=6, milliseconds=500)
-    again, rest = plan_redelivered_fire(schedule, due, now, 300)
-    assert again == due
-    # The rule applies to the ones after it: the latest runs, those between coalesce.
-    assert rest.run == due + timedelta(seconds=6)
-    assert (rest.skipped, rest.skipped_count) == (due + timedelta(seconds=1), 5)
-    assert rest.next_due == due + timedelta(seconds=7)
-    # The plain rule would have recorded `due` itself as MISSED.
-    assert plan(schedule, due, now, 300).skipped == due
-
-
-def test_a_redelivered_fire_with_nothing_after_it_due_only_arms_the_next() -> None:
-    schedule = every(60, T0)
-    due = T0 + timedelta(seconds=60)
-    again, rest = plan_redelivered_fire(schedule, due, due + timedelta(seconds=7), 300)
-    assert again == due
-    assert rest == FirePlan(
-        run=None, skipped=None, skipped_count=0, next_due=due + timedelta(seconds=60)
-    )
-    again, rest = plan_redelivered_fire(once(T0), T0, T0 + timedelta(seconds=7), 300)
-    assert (again, rest.run, rest.skipped, rest.next_due) == (T0, None, None, None)
-
-
-def test_a_redelivered_fire_beyond_grace_follows_the_plain_rule() -> None:
-    schedule = every(60, T0)
-    due = T0 + timedelta(seconds=60)
-    now = due + timedelta(seconds=400)
-    assert plan_redelivered_fire(schedule, due, now, 300) == (None, plan(schedule, due, now, 300))

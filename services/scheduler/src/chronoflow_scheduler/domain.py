@@ -175,26 +175,6 @@ def plan_fire(
     return FirePlan(run=None, skipped=due, skipped_count=len(came_due), next_due=following)
 
 
-def plan_redelivered_fire(
-    schedule: NormalizedSchedule, due: datetime, now: datetime, grace_seconds: float
-) -> tuple[datetime | None, FirePlan]:
-    """The misfire rule for a fire JetStream delivered again.
-
-    Its first delivery may have stored the occurrence's RunRequested and died before the ack.
-    Recording ``due`` as MISSED now would leave history saying it both ran and was skipped;
-    so while ``due`` is within grace it is sent again (its message id makes the repeat a no-op
-    if the first delivery stored it) and the rule applies to the occurrences after it.
-    Returns the occurrence to send again (None: the plain rule applies) and the plan for the
-    rest.
-    """
-    if lateness_seconds(due, now) > max(grace_seconds, ON_TIME_SECONDS):
-        return None, plan_fire(schedule, due, now, grace_seconds)
-    following = next_after(schedule, due)
-    if following is None or following > now:
-        return due, FirePlan(run=None, skipped=None, skipped_count=0, next_due=following)
-    return due, plan_fire(schedule, following, now, grace_seconds)
-
-
 def first_due(
     schedule: NormalizedSchedule, announced: datetime | None, since: datetime
 ) -> datetime | None:

@@ -93,18 +93,6 @@ class Outcomes:
             await self.skip(row.id, plan.skipped, SkipReason.MISSED, plan.skipped_count)
         return outcome
 
-    async def send_again(self, row: ChronoRow, instant: datetime) -> None:
-        """Send the occurrence's run once more, as a redelivered fire's first delivery may
-        have; JetStream drops it if that one was stored. No overlap check: the decision
-        belongs to the first delivery, and the run it finds running may be this one."""
-        work = self.encode(row, FirePlan(run=instant, skipped=None, skipped_count=0, next_due=None))
-        assert work is not None
-        try:
-            await self._emitter.send_run(work)
-        except Exception:
-            self._metrics.publish_errors.labels("run_requested").inc()
-            raise
-
     async def skip(
         self, chrono_id: str, scheduled_for: datetime, reason: SkipReason, count: int
     ) -> None:

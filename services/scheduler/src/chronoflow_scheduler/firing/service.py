@@ -32,7 +32,6 @@ from chronoflow_scheduler.domain import (
     keepalive_interval,
     lateness_seconds,
     plan_fire,
-    plan_redelivered_fire,
 )
 from chronoflow_scheduler.emitter import Emitter, PreparedWork
 from chronoflow_scheduler.eventlog import ChangeWatch, EventLog, Verdict, Watch
@@ -268,18 +267,9 @@ class FireService:
         row = await self._await_row(msg, fire)
         if not row.is_active:
             return self._stale(fire, verdict), held.plan, verdict
-        again: datetime | None = None
-        if msg.metadata.num_delivered > 1:
-            grace = row.definition.config.misfire_grace_seconds
-            again, plan = plan_redelivered_fire(
-                row.definition.schedule, fire.due_at, utc_now(), grace
-            )
-        else:
-            plan = self._plan(row, fire, at=utc_now())
-        if again is not None:
-            await self._outcomes.send_again(row, again)
+        plan = self._plan(row, fire, at=utc_now())
         outcome = await self._outcomes.emit(row, plan)
-        return ("run" if again is not None else outcome), plan, verdict
+        return outcome, plan, verdict
 
     @staticmethod
     def _plan(row: ChronoRow, fire: ScheduleMessage, *, at: datetime) -> FirePlan:
