@@ -27,13 +27,8 @@ import contextlib
 import itertools
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,12 +41,12 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_contracts import names, new_id, utc_now
-from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, free_port
 from chronoflow_executor_message.testing import message_definition, publish_run, run_request
-from chronoflow_platform import db, jetstream
+from chronoflow_platform import db
 from chronoflow_platform.schema import channels
 
-DUPLICATE_WINDOW = 600.0
+import benchstack
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WAHA_KEY = "bench-waha-key"
 SESSIONS = ("default", "second")
@@ -71,67 +66,15 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
-@dataclass
-class Service:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-
-
-class Stack:
+class Stack(benchstack.Stack):
     """nats-server + PostgreSQL in a temporary directory, and the services as processes."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="cf-bench-messages-"))
-        self.dir.chmod(0o755)
-        self.nats = NatsServer(self.dir / "nats", log_file=self.dir / "nats.log")
-        self.pg = Postgres(self.dir / "pg", durable=True, log_file=self.dir / "pg.log")
-        self.services: list[Service] = []
+        super().__init__("cf-bench-messages-", CHRONOFLOW_PROFILE="development")
 
-    async def start(self) -> tuple[NatsClient, JetStreamContext, AsyncEngine]:
-        self.nats.start()
-        self.pg.start()
-        await create_database(self.pg.url(), "chronoflow")
-        await db.migrate_async(self.pg.url())
-        nc = await jetstream.connect(self.nats.url, name="bench")
-        js = nc.jetstream()
-        await jetstream.provision_streams(js, duplicate_window=DUPLICATE_WINDOW)
+    async def open(self) -> tuple[NatsClient, JetStreamContext, AsyncEngine]:
+        nc, js = await self.start()
         return nc, js, db.create_engine(self.pg.url(), pool_size=2)
-
-    async def spawn(self, name: str, module: str, **env: str) -> Service:
-        port = free_port()
-        full_env = {
-            **os.environ,
-            "NATS_URL": self.nats.url,
-            "DATABASE_URL": self.pg.url(),
-            "HTTP_PORT": str(port),
-            "LOG_FORMAT": "console",
-            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            "CHRONOFLOW_PROFILE": "development",
-            "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(DUPLICATE_WINDOW),
-            **env,
-        }
-        with (self.dir / f"{name}.log").open("ab") as out:
-            # BENCH_PROFILE=<service name> runs that service under cProfile (<name>.prof).
-            profile = (
-                ["-m", "cProfile", "-o", str(self.dir / f"{name}.prof")]
-                if os.environ.get("BENCH_PROFILE") == name
-                else []
-            )
-            proc = subprocess.Popen(
-                [sys.executable, *profile, "-m", module], env=full_env, stdout=out, stderr=out
-            )
-        service = Service(name, proc, port)
-        self.services.append(service)
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                        return service
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited; see {self.dir / (name + '.log')}")
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{name} did not become ready")
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far, per process."""
@@ -140,24 +83,6 @@ class Stack:
             used["nats-server"] = cpu_seconds(self.nats.proc.pid)
         used["bench"] = cpu_seconds(os.getpid())
         return used
-
-    def kill(self, service: Service) -> None:
-        service.proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            service.proc.wait(20)
-        if service.proc.poll() is None:
-            service.proc.kill()
-        self.services.remove(service)
-
-    async def stop(self) -> None:
-        for service in list(self.services):
-            self.kill(service)
-        self.pg.stop()
-        self.nats.stop()
-        if os.environ.get("BENCH_KEEP"):
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Completions:
@@ -269,7 +194,7 @@ async def scenario_off(
         "  CPU per text        "
         + ", ".join(f"{name} {used / total * 1000:.2f} ms" for name, used in sorted(cpu.items()))
     )
-    stack.kill(gateway)
+    stack.stop_service(gateway)
 
 
 async def scenario_on(
@@ -319,12 +244,12 @@ async def scenario_on(
         )
     total = len(record)
     print(f"  both     {total} texts, all runs recorded after {elapsed:.2f} s")
-    stack.kill(gateway)
+    stack.stop_service(gateway)
 
 
 async def main(args: argparse.Namespace) -> None:
     stack = Stack()
-    nc, js, engine = await stack.start()
+    nc, js, engine = await stack.open()
     try:
         channel_ids = await add_channels(engine)
         simulator = await stack.spawn(
@@ -363,7 +288,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         await nc.drain()
         await engine.dispose()
-        await stack.stop()
+        stack.stop()
 
 
 if __name__ == "__main__":

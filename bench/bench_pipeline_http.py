@@ -34,10 +34,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -45,7 +41,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import uvloop
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
@@ -60,15 +55,15 @@ from chronoflow_contracts import encode, names, new_id, utc_now
 from chronoflow_contracts.chrono import ChronoCreated, ChronoDefinition
 from chronoflow_contracts.runs import run_request_msg_id
 from chronoflow_contracts.schedule import NormalizedSchedule
-from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, free_port
 from chronoflow_egress.signing import generate_secret
 from chronoflow_executor_http.testing import http_definition, run_request
-from chronoflow_platform import db, jetstream
+from chronoflow_platform import db
 from chronoflow_platform.executor.rules import schedule_header
 from chronoflow_platform.publishing import event_headers, publish_event
 from chronoflow_platform.schema import chrono_runs
 
-DUPLICATE_WINDOW = 600.0
+import benchstack
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -111,13 +106,6 @@ def children(pid: int) -> list[int]:
     return found
 
 
-@dataclass
-class Service:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-
-
 class Sink:
     """A lean webhook receiver: the first arrival time of each webhook-id, and a count."""
 
@@ -150,55 +138,17 @@ class Sink:
         return web.Response(text="ok")
 
 
-class Stack:
+class Stack(benchstack.Stack):
     """nats-server + PostgreSQL in a temporary directory, the services, the sink."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="cf-bench-http-"))
-        self.dir.chmod(0o755)
-        self.nats = NatsServer(self.dir / "nats", log_file=self.dir / "nats.log")
-        self.pg = Postgres(self.dir / "pg", durable=True, log_file=self.dir / "pg.log")
-        self.services: list[Service] = []
+        super().__init__("cf-bench-http-")
         self.sink = Sink()
 
-    async def start(self) -> tuple[NatsClient, JetStreamContext, AsyncEngine]:
-        self.nats.start()
-        self.pg.start()
-        await create_database(self.pg.url(), "chronoflow")
-        await db.migrate_async(self.pg.url())
-        nc = await jetstream.connect(self.nats.url, name="bench")
-        js = nc.jetstream()
-        await jetstream.provision_streams(js, duplicate_window=DUPLICATE_WINDOW)
+    async def open(self) -> tuple[NatsClient, JetStreamContext, AsyncEngine]:
+        nc, js = await self.start()
         await self.sink.start()
         return nc, js, db.create_engine(self.pg.url(), pool_size=2)
-
-    async def spawn(self, name: str, module: str, **env: str) -> Service:
-        port = free_port()
-        full_env = {
-            **os.environ,
-            "NATS_URL": self.nats.url,
-            "DATABASE_URL": self.pg.url(),
-            "HTTP_PORT": str(port),
-            "LOG_FORMAT": "console",
-            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(DUPLICATE_WINDOW),
-            **env,
-        }
-        with (self.dir / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module], env=full_env, stdout=out, stderr=out
-            )
-        service = Service(name, proc, port)
-        self.services.append(service)
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                        return service
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited; see {self.dir / (name + '.log')}")
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{name} did not become ready")
 
     def pids(self) -> dict[str, list[int]]:
         """Process ids per role, for CPU accounting."""
@@ -214,22 +164,9 @@ class Stack:
             groups["postgres"] = children(self.pg.proc.pid)
         return groups
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         await self.sink.stop()
-        for service in self.services:
-            if service.proc.poll() is None:
-                service.proc.terminate()
-        for service in self.services:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                service.proc.wait(20)
-            if service.proc.poll() is None:
-                service.proc.kill()
-        self.pg.stop()
-        self.nats.stop()
-        if os.environ.get("BENCH_KEEP"):
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        self.stop()
 
 
 #: A run ready to publish: due instant, occurrence id, body, headers.
@@ -509,7 +446,7 @@ async def main(args: argparse.Namespace) -> None:
     stack = Stack()
     nc: NatsClient | None = None
     try:
-        nc, js, engine = await stack.start()
+        nc, js, engine = await stack.open()
         await stack.spawn("projector", "chronoflow_api.projector")
         executor_env = {
             "CHRONOFLOW_PROFILE": "development",
@@ -549,7 +486,7 @@ async def main(args: argparse.Namespace) -> None:
     finally:
         if nc is not None:
             await nc.drain()
-        await stack.stop()
+        await stack.close()
 
 
 if __name__ == "__main__":

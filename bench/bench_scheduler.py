@@ -19,22 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import httpx
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -42,13 +34,12 @@ from nats.js.errors import APIError
 
 from chronoflow_contracts import names, new_id, utc_now
 from chronoflow_contracts.chrono import ChronoCreated, ChronoDefinition
-from chronoflow_devstack.embedded import NatsServer, Postgres, create_database, free_port
-from chronoflow_platform import db, jetstream
+from chronoflow_platform import jetstream
 from chronoflow_platform.publishing import publish_event
 from chronoflow_schedule import next_after
 from chronoflow_scheduler.testing import every, http_definition, once
 
-DUPLICATE_WINDOW = 600.0
+from benchstack import Service, Stack
 
 
 def pct(values: list[float], p: float) -> float:
@@ -60,108 +51,6 @@ def pct(values: list[float], p: float) -> float:
 def ms(seconds: float) -> str:
     """Seconds as milliseconds for printing."""
     return f"{seconds * 1000:.1f} ms"
-
-
-@dataclass
-class Service:
-    """A service process and where it answers."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def rss_mb(self) -> float:
-        """Resident memory of the process, in MB."""
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        kb = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
-        return int(kb) / 1024
-
-    async def samples(self, name: str) -> dict[str, float]:
-        """A metric's samples from its /metrics, by label set."""
-        async with httpx.AsyncClient() as client:
-            text = (await client.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5)).text
-        found = {}
-        for line in text.splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                key, value = line.rsplit(" ", 1)
-                found[key[len(name) :]] = float(value)
-        return found
-
-    async def metric(self, name: str) -> float | None:
-        """A metric from its /metrics (the sum over its labels)."""
-        values = await self.samples(name)
-        return sum(values.values()) if values else None
-
-    def kill(self) -> None:
-        """kill -9."""
-        self.proc.kill()
-        self.proc.wait()
-
-
-class Stack:
-    """nats-server + PostgreSQL in a temporary directory, and the service processes."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="cf-bench-sched-"))
-        self.dir.chmod(0o755)
-        self.nats = NatsServer(self.dir / "nats", log_file=self.dir / "nats.log")
-        self.pg = Postgres(self.dir / "pg", durable=True, log_file=self.dir / "pg.log")
-        self.services: list[Service] = []
-
-    async def start(self) -> tuple[NatsClient, JetStreamContext]:
-        self.nats.start()
-        self.pg.start()
-        await create_database(self.pg.url(), "chronoflow")
-        await db.migrate_async(self.pg.url())
-        nc = await jetstream.connect(self.nats.url, name="bench")
-        js = nc.jetstream()
-        await jetstream.provision_streams(js, duplicate_window=DUPLICATE_WINDOW)
-        return nc, js
-
-    async def spawn(self, name: str, module: str, **env: str) -> Service:
-        port = free_port()
-        full_env = {
-            **os.environ,
-            "NATS_URL": self.nats.url,
-            "DATABASE_URL": self.pg.url(),
-            "HTTP_PORT": str(port),
-            "LOG_FORMAT": "console",
-            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-            "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(DUPLICATE_WINDOW),
-            **env,
-        }
-        with (self.dir / f"{name}.log").open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module], env=full_env, stdout=out, stderr=out
-            )
-        service = Service(name, proc, port)
-        self.services.append(service)
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                        return service
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited; see {self.dir / (name + '.log')}")
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{name} did not become ready")
-
-    def stop(self) -> None:
-        keep = os.environ.get("BENCH_KEEP")
-        for service in self.services:
-            if service.proc.poll() is None:
-                service.proc.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    service.proc.wait(20)
-                if service.proc.poll() is None:
-                    service.kill()
-        self.pg.stop()
-        self.nats.stop()
-        if keep:
-            print(f"kept {self.dir}")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 async def create_all(js: JetStreamContext, definitions: Iterator[ChronoDefinition]) -> list[str]:
@@ -413,7 +302,7 @@ async def main() -> None:
     )
     args = parser.parse_args()
     only = set(args.only.split(","))
-    stack = Stack()
+    stack = Stack("cf-bench-sched-")
     # A SIGTERM (a CI timeout) still stops the servers and removes the data directory.
     main_task = asyncio.current_task()
     assert main_task is not None
