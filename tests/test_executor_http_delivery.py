@@ -40,6 +40,7 @@ from chronoflow_executor_http.testing import (
     slow,
     statuses,
 )
+from chronoflow_platform.executor.testing import run_history
 from chronoflow_platform.header_secrets import HeaderCipher
 
 # The Standard Webhooks test vector's secret: the executor signs with it, so the reference
@@ -51,7 +52,6 @@ VECTOR_BODY = b'{"test": 2432232314}'
 VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 SECRETS_KEY = Fernet.generate_key().decode()
 DOC = Path(__file__).resolve().parents[1] / "docs" / "egress-and-signing.md"
-TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 
 Snippet = Callable[..., bool]
 
@@ -98,20 +98,6 @@ async def executor(nats_server: NatsServer, api: httpx.AsyncClient) -> AsyncIter
         yield app
 
 
-async def history(
-    api: httpx.AsyncClient, chrono_id: str, *, attempts: int = 1, wait_s: float = 10.0
-) -> list[dict[str, Any]]:
-    """The chrono's runs, oldest attempt first, once ``attempts`` of them are terminal."""
-    async with asyncio.timeout(wait_s):
-        while True:
-            response = await api.get(f"/chronos/{chrono_id}/runs", params={"take": 100})
-            assert response.status_code == 200, response.text
-            items: list[dict[str, Any]] = response.json()["items"]
-            if sum(1 for r in items if r["status"] in TERMINAL) >= attempts:
-                return sorted(items, key=lambda r: (r["scheduledFor"], r["attempt"]))
-            await asyncio.sleep(0.05)
-
-
 def registry_of(app: FastAPI) -> CollectorRegistry:
     registry: CollectorRegistry = app.state.runtime.registry
     return registry
@@ -140,7 +126,7 @@ async def test_a_run_reaches_the_sink_once_signed_and_history_shows_it(
     )
     await publish_run(js, request)
 
-    runs = await history(api, request.chrono_id)
+    runs = await run_history(api, request.chrono_id)
     assert len(sink.received) == 1
     got = sink.received[0]
     assert got.method == "PUT"
@@ -200,7 +186,7 @@ async def test_500_then_200_is_retried_and_both_attempts_are_recorded(
     request = run_request(http_definition(sink.on("/flaky", statuses(500, 200)), attempts=3))
     await publish_run(js, request)
 
-    first, second = await history(api, request.chrono_id, attempts=2)
+    first, second = await run_history(api, request.chrono_id, attempts=2)
     assert (first["attempt"], first["status"], first["httpStatus"]) == (1, "FAILED", 500)
     assert first["willRetry"] is True
     assert first["errorMessage"] == "HTTP 500"
@@ -223,7 +209,7 @@ async def test_429_with_retry_after_waits_at_least_that_long(
     request = run_request(http_definition(url, attempts=2, delay_ms=100))
     await publish_run(js, request)
 
-    first, second = await history(api, request.chrono_id, attempts=2)
+    first, second = await run_history(api, request.chrono_id, attempts=2)
     assert (first["status"], first["httpStatus"], first["willRetry"]) == ("FAILED", 429, True)
     assert (second["status"], second["httpStatus"]) == ("SUCCESS", 200)
     waited = (at(second["startedAt"]) - at(first["finishedAt"])).total_seconds()
@@ -239,7 +225,7 @@ async def test_404_is_final(
     request = run_request(http_definition(sink.on("/gone", statuses(404)), attempts=3))
     await publish_run(js, request)
 
-    [run] = await history(api, request.chrono_id)
+    [run] = await run_history(api, request.chrono_id)
     assert (run["status"], run["httpStatus"], run["willRetry"]) == ("FAILED", 404, False)
     assert run["errorMessage"] == "HTTP 404"
     await asyncio.sleep(0.5)  # a retry would have come after 100 ms
@@ -262,7 +248,7 @@ async def test_a_timeout_is_recorded_and_retried(
     request = run_request(http_definition(url, attempts=2, timeout_ms=300))
     await publish_run(js, request)
 
-    first, second = await history(api, request.chrono_id, attempts=2)
+    first, second = await run_history(api, request.chrono_id, attempts=2)
     for run in (first, second):
         assert run["status"] == "TIMEOUT"
         assert run["httpStatus"] is None
@@ -286,7 +272,7 @@ async def test_connection_refused_is_recorded_and_retried(
     request = run_request(http_definition(closed, attempts=2))
     await publish_run(js, request)
 
-    first, second = await history(api, request.chrono_id, attempts=2)
+    first, second = await run_history(api, request.chrono_id, attempts=2)
     for run in (first, second):
         assert run["status"] == "FAILED"
         assert run["httpStatus"] is None
@@ -300,7 +286,7 @@ async def test_a_10_mb_response_is_read_up_to_the_cap(
     request = run_request(http_definition(sink.on("/big", huge(10 * 1024 * 1024))))
     await publish_run(js, request)
 
-    [run] = await history(api, request.chrono_id)
+    [run] = await run_history(api, request.chrono_id)
     assert (run["status"], run["httpStatus"]) == ("SUCCESS", 200)
     assert run["responseSnippet"] == "x" * 1000
     assert run["result"]["truncated"] is True
@@ -330,9 +316,9 @@ async def test_a_redirect_to_loopback_is_blocked_when_loopback_is_not_allowliste
         for request in (follow, stay, allowed):
             await publish_run(js, request)
 
-        [blocked] = await history(api, follow.chrono_id)
-        [not_followed] = await history(api, stay.chrono_id)
-        [followed] = await history(api, allowed.chrono_id)
+        [blocked] = await run_history(api, follow.chrono_id)
+        [not_followed] = await run_history(api, stay.chrono_id)
+        [followed] = await run_history(api, allowed.chrono_id)
         assert blocked["status"] == "FAILED"
         assert blocked["willRetry"] is False
         assert blocked["errorMessage"] == (
@@ -379,7 +365,7 @@ async def test_every_loopback_form_is_blocked_and_counted_without_an_allowlist(
         for request in requests:
             await publish_run(js, request)
         for request, host in zip(requests, forms, strict=True):
-            [run] = await history(api, request.chrono_id)
+            [run] = await run_history(api, request.chrono_id)
             assert run["status"] == "FAILED", host
             assert run["willRetry"] is False, host
             expected = (
@@ -441,11 +427,11 @@ async def test_loopback_is_reachable_only_with_the_allowlist_on(
     off = run_request(http_definition(url))
     async with running_executor(nats_server.url):  # development: loopback allowlisted
         await publish_run(js, on)
-        [run] = await history(api, on.chrono_id)
+        [run] = await run_history(api, on.chrono_id)
         assert run["status"] == "SUCCESS"
     async with running_executor(nats_server.url, CHRONOFLOW_PROFILE="production"):
         await publish_run(js, off)
-        [run] = await history(api, off.chrono_id)
+        [run] = await run_history(api, off.chrono_id)
         assert run["status"] == "FAILED"
         assert run["errorMessage"].startswith("egress blocked (loopback)")
     assert [r.webhook_id for r in sink.received] == [on.occurrence_id]
@@ -463,7 +449,7 @@ async def test_a_rotation_sends_one_signature_per_secret(
         nats_server.url, CHRONOFLOW_WEBHOOK_SECRET=f"{new},{VECTOR_SECRET}"
     ):
         await publish_run(js, request)
-        await history(api, request.chrono_id)
+        await run_history(api, request.chrono_id)
     [got] = sink.received
     assert len(got.headers["webhook-signature"].split()) == 2
     verify = documented_snippet()
@@ -480,12 +466,12 @@ async def test_a_retry_waits_in_jetstream_across_an_executor_restart(
     async with running_executor(nats_server.url):
         await publish_run(js, request)
         await sink.wait_for(1)
-        [first] = await history(api, request.chrono_id)
+        [first] = await run_history(api, request.chrono_id)
     # No executor runs while the retry is due; the next one finds it waiting.
     assert first["willRetry"] is True
     await asyncio.sleep(2.0)
     assert len(sink.received) == 1
     async with running_executor(nats_server.url):
-        first, second = await history(api, request.chrono_id, attempts=2)
+        first, second = await run_history(api, request.chrono_id, attempts=2)
     assert (second["attempt"], second["status"]) == (2, "SUCCESS")
     assert [r.webhook_id for r in sink.received] == [request.occurrence_id] * 2

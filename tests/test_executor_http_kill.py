@@ -44,6 +44,7 @@ from chronoflow_executor_http.testing import (
     statuses,
     until,
 )
+from chronoflow_platform.executor.testing import TERMINAL
 from chronoflow_platform.schema import chrono_runs
 
 RUNS = 1000
@@ -51,7 +52,6 @@ FLAKY_EVERY = 10
 SINK_DELAY_S = 0.2
 ACK_WAIT_S = 4
 RETRY_DELAY_MS = 3000
-TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 
 pytestmark = pytest.mark.slow
 

@@ -26,11 +26,11 @@ from chronoflow_executor_http.app import create_app as create_executor
 from chronoflow_executor_http.settings import ExecutorHttpSettings
 from chronoflow_executor_http.testing import WebhookSink, statuses, until
 from chronoflow_platform import apikeys
+from chronoflow_platform.executor.testing import TERMINAL
 from chronoflow_scheduler.app import create_app as create_scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 
 SECRET = generate_secret()
-TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 
 
 @pytest.fixture

@@ -46,11 +46,11 @@ from chronoflow_executor_function.testing import (
     running_executor,
     until,
 )
+from chronoflow_platform.executor.testing import TERMINAL
 from chronoflow_platform.schema import function_state
 from chronoflow_scheduler.app import create_app as create_scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 
-TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 SEED_FILE = (
     Path(__file__).resolve().parents[1]
     / "services/executor-function/tests/sandbox/seed_example.json"

@@ -28,6 +28,7 @@ from chronoflow_devstack.embedded import NatsServer
 from chronoflow_executor_message.app import create_app as create_executor
 from chronoflow_executor_message.settings import ExecutorMessageSettings
 from chronoflow_executor_message.testing import message_definition, publish_run, run_request
+from chronoflow_platform.executor.testing import run_history
 from chronoflow_waha_gateway.testing import WahaStack, waha_stack
 from chronoflow_waha_simulator.contract import (
     ContractCheckingTransport,
@@ -36,7 +37,6 @@ from chronoflow_waha_simulator.contract import (
 )
 
 OPENAPI = openapi_path(Path(__file__).resolve().parents[1])
-TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 ANA, BETO, GRUPO = "+55 11 99999-0001", "+55 (21) 98888-0002", "120363025000000001@g.us"
 ANA_ID, BETO_ID = "5511999990001@c.us", "5521988880002@c.us"
 TEXT = "Bom dia! Promo de hoje..."
@@ -89,20 +89,6 @@ async def channel(api: httpx.AsyncClient) -> str:
     return channel_id
 
 
-async def history(
-    api: httpx.AsyncClient, chrono_id: str, *, attempts: int = 1, wait_s: float = 20.0
-) -> list[dict[str, Any]]:
-    """The chrono's runs, oldest attempt first, once ``attempts`` of them are terminal."""
-    async with asyncio.timeout(wait_s):
-        while True:
-            response = await api.get(f"/chronos/{chrono_id}/runs", params={"take": 100})
-            assert response.status_code == 200, response.text
-            items: list[dict[str, Any]] = response.json()["items"]
-            if sum(1 for r in items if r["status"] in TERMINAL) >= attempts:
-                return sorted(items, key=lambda r: (r["scheduledFor"], r["attempt"]))
-            await asyncio.sleep(0.05)
-
-
 def sample(app: FastAPI, name: str, labels: dict[str, str]) -> float:
     registry: CollectorRegistry = app.state.runtime.registry
     return registry.get_sample_value(name, labels) or 0.0
@@ -129,7 +115,7 @@ async def test_three_recipients_each_get_the_text_once_and_the_run_lists_them(
     request = run_request(message_definition(channel, [ANA, BETO, GRUPO], TEXT))
     await publish_run(js, request)
 
-    [run] = await history(api, request.chrono_id)
+    [run] = await run_history(api, request.chrono_id)
     assert run["status"] == "SUCCESS", run
     assert run["targetType"] == "MESSAGE"
     assert run["errorMessage"] is None
@@ -175,7 +161,7 @@ async def test_a_rate_limited_recipient_is_retried_and_nobody_gets_the_text_twic
     request = run_request(message_definition(channel, [ANA, BETO, GRUPO], attempts=4))
     await publish_run(js, request)
 
-    first, second, third = await history(api, request.chrono_id, attempts=3)
+    first, second, third = await run_history(api, request.chrono_id, attempts=3)
     assert [r["status"] for r in (first, second, third)] == ["FAILED", "FAILED", "SUCCESS"]
     assert [r["willRetry"] for r in (first, second, third)] == [True, True, False]
     assert [r["attempt"] for r in (first, second, third)] == [1, 2, 3]
@@ -215,7 +201,7 @@ async def test_a_session_that_is_not_working_fails_the_run_clearly(
     request = run_request(message_definition(channel, [ANA, BETO], attempts=3))
     await publish_run(js, request)
 
-    [run] = await history(api, request.chrono_id)
+    [run] = await run_history(api, request.chrono_id)
     assert run["status"] == "FAILED"
     assert run["willRetry"] is False
     assert run["errorMessage"] == (
@@ -228,7 +214,7 @@ async def test_a_session_that_is_not_working_fails_the_run_clearly(
     assert recipients[BETO_ID]["error"].startswith("not sent: ")
     assert await stack.messages() == []
     await asyncio.sleep(0.5)  # a retry would have come after 100 ms
-    assert len(await history(api, request.chrono_id)) == 1
+    assert len(await run_history(api, request.chrono_id)) == 1
 
 
 async def test_an_attempt_that_lost_track_of_its_deliveries_sends_nothing_twice(
@@ -244,7 +230,7 @@ async def test_an_attempt_that_lost_track_of_its_deliveries_sends_nothing_twice(
     definition = message_definition(channel, [ANA, BETO])
     request = run_request(definition)
     await publish_run(js, request)
-    [first] = await history(api, request.chrono_id)
+    [first] = await run_history(api, request.chrono_id)
     assert first["status"] == "SUCCESS"
 
     again = run_request(
@@ -255,7 +241,7 @@ async def test_an_attempt_that_lost_track_of_its_deliveries_sends_nothing_twice(
     )
     assert again.carried_result is None
     await publish_run(js, again)
-    _, second = await history(api, request.chrono_id, attempts=2)
+    _, second = await run_history(api, request.chrono_id, attempts=2)
     assert second["status"] == "SUCCESS"
     assert by_chat(second["result"]) == {
         chat: {**entry, "attempt": 2} for chat, entry in by_chat(first["result"]).items()
@@ -270,7 +256,7 @@ async def test_an_unknown_channel_fails_the_run_clearly(
     missing = new_id()
     request = run_request(message_definition(missing, [ANA]))
     await publish_run(js, request)
-    [run] = await history(api, request.chrono_id)
+    [run] = await run_history(api, request.chrono_id)
     assert run["status"] == "FAILED"
     assert run["errorMessage"] == f"channel {missing} does not exist (or is not a WAHA channel)"
 
@@ -281,7 +267,7 @@ async def test_without_a_gateway_the_run_is_retried_later(
     async with running_executor(nats_server.url) as app:
         request = run_request(message_definition(new_id(), [ANA], attempts=2))
         await publish_run(js, request)
-        first, second = await history(api, request.chrono_id, attempts=2)
+        first, second = await run_history(api, request.chrono_id, attempts=2)
     assert first["errorMessage"] == "the waha-gateway is not running"
     assert (first["willRetry"], second["willRetry"]) == (True, False)
     assert by_chat(second["result"])[ANA_ID]["status"] == "FAILED"
@@ -305,7 +291,7 @@ async def test_pacing_holds_the_sessions_rate_across_a_list(
         recipients = [f"+55 11 9{n:04d}-{n:04d}" for n in range(6)]
         request = run_request(message_definition(channel, recipients))
         await publish_run(js, request)
-        [run] = await history(api, request.chrono_id)
+        [run] = await run_history(api, request.chrono_id)
         delivered = sorted(at(m["deliveredAt"]) for m in await stack.messages())
     assert run["status"] == "SUCCESS"
     assert len(delivered) == 6

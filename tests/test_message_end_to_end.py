@@ -25,12 +25,12 @@ from chronoflow_devstack.embedded import NatsServer
 from chronoflow_executor_message.app import create_app as create_executor
 from chronoflow_executor_message.settings import ExecutorMessageSettings
 from chronoflow_platform import apikeys
+from chronoflow_platform.executor.testing import TERMINAL
 from chronoflow_scheduler.app import create_app as create_scheduler
 from chronoflow_scheduler.settings import SchedulerSettings
 from chronoflow_waha_gateway.testing import WahaStack, waha_stack
 
 SECRETS_KEY = Fernet.generate_key().decode()
-TERMINAL = {"SUCCESS", "FAILED", "TIMEOUT"}
 RECIPIENTS = ["+5511999990001", "+55 21 98888-0002", "120363025000000001@g.us"]
 CHATS = ["5511999990001@c.us", "5521988880002@c.us", "120363025000000001@g.us"]
 

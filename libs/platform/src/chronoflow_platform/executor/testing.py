@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
@@ -101,3 +102,22 @@ async def until(check: Callable[[], object], *, interval: float = 0.05) -> Any:
         if outcome:
             return outcome
         await asyncio.sleep(interval)
+
+
+#: The statuses a run attempt ends with.
+TERMINAL = frozenset({"SUCCESS", "FAILED", "TIMEOUT"})
+
+
+async def run_history(
+    api: httpx.AsyncClient, chrono_id: str, *, attempts: int = 1, wait_s: float = 20.0
+) -> list[dict[str, Any]]:
+    """The chrono's runs through the api, oldest attempt first, once ``attempts`` of them are
+    terminal."""
+    async with asyncio.timeout(wait_s):
+        while True:
+            response = await api.get(f"/chronos/{chrono_id}/runs", params={"take": 100})
+            assert response.status_code == 200, response.text
+            items: list[dict[str, Any]] = response.json()["items"]
+            if sum(1 for r in items if r["status"] in TERMINAL) >= attempts:
+                return sorted(items, key=lambda r: (r["scheduledFor"], r["attempt"]))
+            await asyncio.sleep(0.05)
