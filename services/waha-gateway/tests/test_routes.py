@@ -8,24 +8,10 @@ import base64
 import httpx
 
 from chronoflow_devstack.embedded import NatsServer
-from chronoflow_waha_gateway.testing import WahaStack, free_port, waha_stack
+from chronoflow_waha_gateway.testing import SESSION_OPERATIONS, WahaStack, free_port, waha_stack
 from chronoflow_waha_simulator.contract import ContractCheckingTransport
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-SESSION_OPERATIONS = {
-    "SessionsController_list",
-    "SessionsController_create",
-    "SessionsController_get",
-    "SessionsController_update",
-    "SessionsController_delete",
-    "SessionsController_start",
-    "SessionsController_stop",
-    "SessionsController_logout",
-    "SessionsController_restart",
-    "AuthController_getQR",
-    "AuthController_requestCode",
-}
 
 
 async def test_every_session_route_is_proxied_per_the_contract(

@@ -6,11 +6,11 @@ import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
+from chronoflow_waha_gateway.testing import ALL_OPERATIONS
 from chronoflow_waha_gateway.waha_client import (
     SessionStatus,
     WahaClient,
@@ -27,41 +27,12 @@ from chronoflow_waha_gateway.waha_client import (
     carries_429,
     parse_retry_after,
 )
-from chronoflow_waha_simulator.contract import (
-    ContractCheckingTransport,
-    WahaContract,
-    load_contract,
-    openapi_path,
-)
+from chronoflow_waha_simulator.contract import ContractCheckingTransport, WahaContract
 from chronoflow_waha_simulator.server import RunningSimulator, run_simulator
 from chronoflow_waha_simulator.testing import eventually, fast_settings
 
-OPENAPI = openapi_path(Path(__file__).resolve().parents[3])
 KEY = "gateway-test-key-5f2a"
 PNG = b"\x89PNG\r\n\x1a\n"
-
-ALL_OPERATIONS = {
-    "SessionsController_list",
-    "SessionsController_create",
-    "SessionsController_get",
-    "SessionsController_update",
-    "SessionsController_delete",
-    "SessionsController_start",
-    "SessionsController_stop",
-    "SessionsController_logout",
-    "SessionsController_restart",
-    "AuthController_getQR",
-    "AuthController_requestCode",
-    "ChattingController_sendText",
-}
-
-
-@pytest.fixture(scope="session")
-def contract() -> WahaContract:
-    """WAHA's published contract, read from the shared folder beside the repository."""
-    if not OPENAPI.is_file():
-        pytest.skip(f"WAHA's OpenAPI document is absent (expected at {OPENAPI.resolve()})")
-    return load_contract(OPENAPI.resolve())
 
 
 @pytest.fixture
@@ -72,9 +43,9 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 
 
 @pytest.fixture
-def transport(contract: WahaContract) -> ContractCheckingTransport:
+def transport(waha_contract: WahaContract) -> ContractCheckingTransport:
     """Checks every request the client sends and every answer it gets."""
-    return ContractCheckingTransport(contract)
+    return ContractCheckingTransport(waha_contract)
 
 
 @pytest.fixture

@@ -25,6 +25,24 @@ from chronoflow_waha_simulator.testing import eventually, fast_settings
 WAHA_KEY = "waha-test-key-3c1d"
 HMAC_KEY = "waha-hmac-test-key-8e52"
 WEBHOOK_PATH = "/waha/webhooks/sessions/status"
+#: WAHA's operations behind ``/waha/sessions`` (operation ids of WAHA's OpenAPI document).
+SESSION_OPERATIONS = frozenset(
+    {
+        "SessionsController_list",
+        "SessionsController_create",
+        "SessionsController_get",
+        "SessionsController_update",
+        "SessionsController_delete",
+        "SessionsController_start",
+        "SessionsController_stop",
+        "SessionsController_logout",
+        "SessionsController_restart",
+        "AuthController_getQR",
+        "AuthController_requestCode",
+    }
+)
+#: Every WAHA operation the gateway calls: the session routes and sending a text.
+ALL_OPERATIONS = SESSION_OPERATIONS | {"ChattingController_sendText"}
 
 
 def free_port() -> int:
