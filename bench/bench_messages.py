@@ -142,6 +142,17 @@ async def delivered(sim: httpx.AsyncClient) -> list[dict[str, Any]]:
     return found
 
 
+async def spawn_gateway(stack: Stack, sim: httpx.AsyncClient, **pacing: str) -> benchstack.Service:
+    """Start a waha-gateway in front of the simulator with the given pacing settings."""
+    return await stack.spawn(
+        "waha-gateway",
+        "chronoflow_waha_gateway",
+        WAHA_BASE_URL=str(sim.base_url).rstrip("/"),
+        WAHA_API_KEY=WAHA_KEY,
+        **pacing,
+    )
+
+
 async def scenario_off(
     stack: Stack,
     js: JetStreamContext,
@@ -150,13 +161,7 @@ async def scenario_off(
     completions: Completions,
     args: argparse.Namespace,
 ) -> None:
-    gateway = await stack.spawn(
-        "waha-gateway",
-        "chronoflow_waha_gateway",
-        WAHA_SEND_RATE_PER_SECOND="0",
-        WAHA_BASE_URL=str(sim.base_url).rstrip("/"),
-        WAHA_API_KEY=WAHA_KEY,
-    )
+    gateway = await spawn_gateway(stack, sim, WAHA_SEND_RATE_PER_SECOND="0")
     total = args.runs * args.recipients
     await sim.delete("/_sim/messages")
     requests = [
@@ -205,13 +210,11 @@ async def scenario_on(
     completions: Completions,
     args: argparse.Namespace,
 ) -> None:
-    gateway = await stack.spawn(
-        "waha-gateway",
-        "chronoflow_waha_gateway",
+    gateway = await spawn_gateway(
+        stack,
+        sim,
         WAHA_SEND_RATE_PER_SECOND=str(args.rate),
         WAHA_SEND_JITTER_MS=str(args.jitter_ms),
-        WAHA_BASE_URL=str(sim.base_url).rstrip("/"),
-        WAHA_API_KEY=WAHA_KEY,
     )
     await sim.delete("/_sim/messages")
     before = sum(completions.statuses.values())
