@@ -25,7 +25,7 @@ from prometheus_client import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chronoflow_platform import db, jetstream
+from chronoflow_platform import db, heap, jetstream
 from chronoflow_platform.settings import BaseServiceSettings
 from chronoflow_platform.telemetry import setup_service_tracing
 
@@ -223,8 +223,13 @@ class RequestMetrics:
 _UNMEASURED = frozenset({"/metrics", "/health", "/ready"})
 
 
-def serve(app: FastAPI, *, host: str, port: int) -> None:
-    """Run the app until SIGTERM/SIGINT; uvicorn finishes the lifespan so shutdown is clean."""
+def serve(app: FastAPI, *, host: str, port: int, full_gc_threshold: int | None = None) -> None:
+    """Run the app until SIGTERM/SIGINT; uvicorn finishes the lifespan so shutdown is clean.
+
+    The heap is settled first (:func:`chronoflow_platform.heap.settle`, which receives
+    ``full_gc_threshold``): everything imported and built so far stays for the process's life.
+    """
+    heap.settle(full_threshold=full_gc_threshold)
     config = uvicorn.Config(
         app,
         host=host,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chronoflow_platform.logs import configure_logging
 from chronoflow_platform.service import serve
 from chronoflow_scheduler.app import create_app
-from chronoflow_scheduler.service import quiet_garbage_collector
+from chronoflow_scheduler.service import FULL_COLLECTION_THRESHOLD
 from chronoflow_scheduler.settings import SchedulerSettings
 
 
@@ -13,9 +13,12 @@ def main() -> None:
     """Load settings once, configure logging, serve until SIGTERM."""
     settings = SchedulerSettings()
     configure_logging("scheduler", level=settings.log_level, fmt=settings.log_format)
-    app = create_app(settings)
-    quiet_garbage_collector()  # this process only: everything imported stays for good
-    serve(app, host=settings.http_host, port=settings.http_port)
+    serve(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        full_gc_threshold=FULL_COLLECTION_THRESHOLD,
+    )
 
 
 if __name__ == "__main__":

@@ -32,30 +32,17 @@ from chronoflow_scheduler.settings import SchedulerSettings
 log = logging.getLogger(__name__)
 
 _RECONCILE_RETRY_SECONDS = 5.0
-#: Automatic full collections: practically never (see quiet_garbage_collector).
-_FULL_COLLECTION_THRESHOLD = 1_000_000
+#: Automatic full collections: practically never. A full collection walks every tracked
+#: object and stops the event loop meanwhile; with 4,000 fires held (the spread benchmark) one
+#: took 60-200 ms, every ~7 s, and found fewer than 300 objects to free (almost everything the
+#: scheduler drops is freed by reference counting). So the entry point passes this to
+#: ``serve`` and :func:`collect_garbage_between_releases` runs one a minute while no release
+#: is near.
+FULL_COLLECTION_THRESHOLD = 1_000_000
 _FULL_COLLECTION_SECONDS = 60.0
 #: A full collection with 10,000 fires held took ~220 ms: keep that far from any release.
 _QUIET_SECONDS = 1.0
 _QUIET_POLL_SECONDS = 0.05
-
-
-def quiet_garbage_collector() -> None:
-    """Keep Python's full garbage collections from delaying releases (call once, at start).
-
-    A full collection walks every tracked object and stops the event loop meanwhile. Objects
-    alive after start-up (modules, classes, validators) live as long as the process, so they
-    are frozen out of the collector's sight. The held fires are not: with 4,000 held (the
-    spread benchmark) a full collection took 60-200 ms, every ~7 s, and found fewer than 300
-    objects to free each time (almost everything the scheduler drops is freed by reference
-    counting). So automatic full collections are turned off here, and
-    :func:`collect_garbage_between_releases` runs one a minute while no release is near. The
-    young generations are still collected automatically (a few milliseconds each).
-    """
-    gc.collect()
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, _FULL_COLLECTION_THRESHOLD)
 
 
 async def collect_garbage_between_releases(
