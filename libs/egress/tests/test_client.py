@@ -358,6 +358,25 @@ async def test_a_10_mb_response_is_capped(make_client: ClientFactory, sink: Sink
     assert (again.body, again.truncated) == (b"ok", False)
 
 
+@pytest.mark.parametrize(
+    ("max_body", "body", "truncated"),
+    [
+        (BIG_BODY_BYTES, b"x" * BIG_BODY_BYTES, False),  # exactly the cap: all of it, whole
+        (BIG_BODY_BYTES - 1, b"x" * (BIG_BODY_BYTES - 1), True),  # one byte short of it
+        (0, b"", True),
+    ],
+)
+async def test_the_cap_is_exact_across_chunks(
+    make_client: ClientFactory, sink: Sink, max_body: int, body: bytes, truncated: bool
+) -> None:
+    # /big arrives in many 256 KiB writes, so the cap falls inside a chunk or on its edge.
+    client = make_client("127.0.0.0/8")
+    result = await send_capped(
+        client, client.build_request("GET", sink.url("/big")), max_body=max_body
+    )
+    assert (result.body, result.truncated) == (body, truncated)
+
+
 async def test_the_cap_applies_to_the_decoded_body(make_client: ClientFactory, sink: Sink) -> None:
     client = make_client("127.0.0.0/8")
     result = await send_capped(

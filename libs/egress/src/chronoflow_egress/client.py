@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+from collections.abc import Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import aiohttp
 import httpx
 import yarl
 from aiohttp.abc import AbstractResolver
-from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+from multidict import CIMultiDict
 
 from chronoflow_egress.decision import (
     BlockReason,
@@ -31,6 +33,14 @@ DEFAULT_USER_AGENT = "ChronoFlow-Webhooks/0.1"
 URL_VERDICT_CACHE = 4096
 #: A refusal, as (reason, host, port, address), or None when the URL may proceed.
 _Refusal = tuple[BlockReason, str, int, IPAddress | None] | None
+_HTTP_1_1: Final = {"http_version": b"HTTP/1.1"}
+
+
+class _Target(NamedTuple):
+    """What the transport knows of one URL: the guard's verdict on it, and aiohttp's parse."""
+
+    refusal: _Refusal
+    url: yarl.URL | None
 
 
 def default_port(url: httpx.URL) -> int:
@@ -40,12 +50,44 @@ def default_port(url: httpx.URL) -> int:
     return 443 if url.scheme == "https" else 80
 
 
+class GuardedResponseStream(AiohttpResponseStream):
+    """An aiohttp response body as httpx streams it, plus a direct capped read.
+
+    :func:`chronoflow_egress.read_capped` uses :meth:`read_capped` for a body without a
+    content coding: it reads aiohttp's buffer as it is, where httpx's byte stream would pass
+    every chunk through its decoders and chunkers first.
+    """
+
+    async def read_capped(self, max_bytes: int) -> tuple[bytes, bool]:
+        """The raw body up to ``max_bytes``, and whether more was left unread."""
+        content = self._aiohttp_response.content
+        chunks: list[bytes] = []
+        size = 0
+        with map_aiohttp_exceptions():
+            while True:
+                # One byte more than there is room for tells a truncated body from a full one.
+                chunk = await content.read(max_bytes - size + 1)
+                if not chunk:
+                    return b"".join(chunks), False
+                size += len(chunk)
+                if size > max_bytes:
+                    chunks.append(chunk[: len(chunk) - (size - max_bytes)])
+                    return b"".join(chunks), True
+                chunks.append(chunk)
+
+
 class GuardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport over aiohttp that only connects where the egress policy allows.
 
     Host names are checked by :class:`GuardedResolver`, inside aiohttp's connector, so the
     connection goes to the address that was checked. aiohttp skips the resolver for IP-literal
     hosts, so those are checked here, on the host exactly as aiohttp will parse it.
+
+    Requests go straight to an ``aiohttp.ClientSession``: a webhook URL is parsed by yarl once
+    (with its verdict), one ``ClientTimeout`` serves every request with the same timeouts, and
+    the headers are handed over as the ``CIMultiDict`` aiohttp works with. (httpx-aiohttp's
+    ``AiohttpTransport`` rebuilt all three on every request; only its response stream and its
+    exception mapping are kept.)
     """
 
     def __init__(
@@ -68,9 +110,10 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
         )
         self._resolver = GuardedResolver(policy, inner=resolver)
-        self._url_verdict = functools.lru_cache(maxsize=URL_VERDICT_CACHE)(self._judge_url)
-        # The session is built on first use: aiohttp wants a running event loop.
-        self._aiohttp = AiohttpTransport(verify=self._ssl, client=self._new_session)
+        self._target = functools.lru_cache(maxsize=URL_VERDICT_CACHE)(self._judge_url)
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        # Built on first use: aiohttp wants a running event loop.
+        self._session: aiohttp.ClientSession | None = None
 
     def _new_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -83,40 +126,62 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         )
         # No cookie jar and no environment proxies: a proxy would resolve the name itself,
         # past the guard, and cookies must not travel between different users' webhooks.
+        # Bodies are left encoded: httpx decodes them, as it does for its own transports.
         return aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+            auto_decompress=False,
         )
 
     def check_request(self, request: httpx.Request) -> None:
         """Refuse a bad scheme or a refused IP-literal host; host names are left to the resolver."""
-        refusal = self._url_verdict(request.url)
-        if refusal is not None:
-            reason, host, port, address = refusal
-            raise EgressBlocked(reason, host=host, port=port, address=address)
+        self._checked(request.url)
 
-    def _judge_url(self, url: httpx.URL) -> _Refusal:
+    def _checked(self, url: httpx.URL) -> yarl.URL:
+        """aiohttp's parse of ``url``, once the guard has let it through."""
+        target = self._target(url)
+        if target.refusal is not None:
+            reason, host, port, address = target.refusal
+            raise EgressBlocked(reason, host=host, port=port, address=address)
+        assert target.url is not None  # only a refusal comes without one
+        return target.url
+
+    def _judge_url(self, url: httpx.URL) -> _Target:
         # Pure in the URL (httpx URLs hash and compare as their text) and the immutable
         # policy, so each webhook URL is judged once, not on every run. Host names still go to
         # the resolver on every connection: caching here never skips a DNS answer's check.
         port = default_port(url)
         if url.scheme not in ALLOWED_SCHEMES:
-            return (BlockReason.SCHEME, url.host, port, None)
+            return _Target((BlockReason.SCHEME, url.host, port, None), None)
+        parsed = yarl.URL(str(url))
         # httpx's reading of the host and aiohttp's (yarl's) can differ; check both.
-        for host in {url.host, yarl.URL(str(url)).raw_host or ""}:
+        for host in {url.host, parsed.raw_host or ""}:
             address = literal_address(host)
             if address is None:
                 if looks_like_literal(host):
-                    return (BlockReason.INVALID_HOST, host, port, None)
+                    return _Target((BlockReason.INVALID_HOST, host, port, None), None)
                 continue
             decision = check_address(address, port, self.policy, host=host)
             if decision.reason is not None:
-                return (decision.reason, host, port, address)
-        return None
+                return _Target((decision.reason, host, port, address), None)
+        return _Target(None, parsed)
+
+    def _timeout(self, timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        found = self._timeouts.get(key)
+        if found is None:
+            # The mapping httpx-aiohttp uses: httpx's pool wait is aiohttp's connect (which
+            # includes waiting for a free connection), httpx's connect is the socket connect.
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2]
+            )
+        return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            self.check_request(request)
-            return await self._aiohttp.handle_async_request(request)
+            url = self._checked(request.url)
+            return await self._send(request, url)
         except EgressBlocked as exc:
             # Counted here, once per refused request: concurrent requests for one name share a
             # single resolution inside aiohttp, so the resolver would count them once.
@@ -126,8 +191,42 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         except httpx.TransportError as exc:
             raise _with_request(_precise(exc), request) from exc.__cause__
 
+    async def _send(self, request: httpx.Request, url: yarl.URL) -> httpx.Response:
+        if self._session is None:
+            self._session = self._new_session()
+        data: bytes | httpx.AsyncByteStream | None
+        headers = CIMultiDict(request.headers.multi_items())
+        try:
+            data = request.content or None
+        except httpx.RequestNotRead:
+            # A streamed body: aiohttp chunks it itself.
+            data = request.stream  # type: ignore[assignment]
+            headers.popall("transfer-encoding", None)
+        with map_aiohttp_exceptions():
+            response = await self._session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+                compress=False,
+                timeout=self._timeout(request.extensions.get("timeout", {})),
+                server_hostname=request.extensions.get("sni_hostname"),
+            )
+        extensions = _HTTP_1_1
+        if response.reason:
+            extensions = {**_HTTP_1_1, "reason_phrase": response.reason.encode()}
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=GuardedResponseStream(response),
+            request=request,
+            extensions=extensions,
+        )
+
     async def aclose(self) -> None:
-        await self._aiohttp.aclose()
+        if self._session is not None:
+            await self._session.close()
         await self._resolver.close()
 
 

@@ -11,7 +11,7 @@ from typing import cast
 
 import httpx
 
-from chronoflow_egress.client import GuardedClient, default_port
+from chronoflow_egress.client import GuardedClient, GuardedResponseStream, default_port
 
 MAX_BODY_BYTES = 1024 * 1024
 # Dropped from a redirected request whenever the next hop is another origin.
@@ -40,6 +40,15 @@ async def read_capped(
     response: httpx.Response, max_bytes: int = MAX_BODY_BYTES
 ) -> tuple[bytes, bool]:
     """Read a streamed (decoded) body up to ``max_bytes``; stop there without draining the rest."""
+    raw = response.stream
+    if isinstance(raw, GuardedResponseStream) and "content-encoding" not in response.headers:
+        # Nothing to decode: read aiohttp's buffer directly rather than chunk by chunk
+        # through httpx's decoders.
+        try:
+            return await raw.read_capped(max_bytes)
+        except httpx.TransportError as exc:
+            exc.request = response.request
+            raise
     chunks: list[bytes] = []
     size = 0
     # aiter_bytes is an async generator (typed as a plain iterator); close it when we stop early.
