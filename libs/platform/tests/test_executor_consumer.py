@@ -173,6 +173,43 @@ async def test_on_shutdown_unfinished_runs_are_handed_back_at_once(
     assert deliveries == [1, 2]
 
 
+async def test_messages_beyond_the_slots_wait_in_line_and_go_back_at_shutdown(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    # More messages than slots only come from pull requests the consumer had given up on;
+    # delivering straight to its inbox stands in for them.
+    handled: list[bytes] = []
+    release = asyncio.Event()
+    handed_back: list[str] = []
+
+    async def handler(msg: Msg) -> None:
+        handled.append(msg.data)
+        await release.wait()
+        if msg.data == b"first":
+            release.clear()  # the second then holds its slot until shutdown
+
+    async def record_nak(msg: Msg) -> None:
+        handed_back.append(msg.subject)
+
+    await nc.subscribe("line.ack.*", cb=record_nak)
+    async with consuming(nc, queue, handler, options(concurrency=1, shutdown_grace_s=0.2)) as (
+        consumer
+    ):
+        async with asyncio.timeout(5):
+            await until(lambda: consumer._inbox)
+            for name in ("first", "second", "third"):
+                await nc.publish(consumer._inbox, name.encode(), reply=f"line.ack.{name}")
+            await until(lambda: consumer.inflight == 3, interval=0.01)
+            assert handled == [b"first"]
+            release.set()
+            await until(lambda: len(handled) == 2, interval=0.01)
+    assert handled == [b"first", b"second"]
+    # Shutdown: the one still in line goes back at once, the one running after the grace.
+    async with asyncio.timeout(5):
+        await until(lambda: len(handed_back) == 2, interval=0.01)
+    assert handed_back == ["line.ack.third", "line.ack.second"]
+
+
 async def test_a_lone_run_is_handed_over_at_once_and_pulls_are_renewed(
     nc: NatsClient, queue: JetStreamContext
 ) -> None:

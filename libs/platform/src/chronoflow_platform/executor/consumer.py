@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -76,13 +77,21 @@ class WorkConsumer:
     once a quarter of a batch is free (or nothing is asked for at all) the consumer asks for
     more. A pull request that expires reports how many of its messages never came, which are
     taken off the credit; if the server goes quiet beyond its heartbeats, the credit is
-    forgotten and asked for again. Should more arrive than there are slots, the extra wait
-    for one (and get in-progress acks meanwhile): concurrency never exceeds the limit.
+    forgotten and asked for again. Should more arrive than there are slots, the extra wait in
+    line for one (and get in-progress acks meanwhile): concurrency never exceeds the limit.
+
+    Slots are a plain count: a message that finds one free gets a task running the handler
+    itself, and a finishing task hands its slot to the next message in line. (A task per
+    message waiting on a semaphore cost a coroutine frame and a semaphore round trip on every
+    run, for the rare case of a message arriving with no slot free.)
 
     Messages held longer than a third of ``ack_wait`` get an in-progress ack every third of
     ``ack_wait``, so a long request is not redelivered while it runs, while a crashed
     replica's messages come back after ``ack_wait``.
     """
+
+    #: Bound by run(), before any message can arrive: the loop all of this consumer runs on.
+    _loop: asyncio.AbstractEventLoop
 
     def __init__(
         self,
@@ -98,8 +107,11 @@ class WorkConsumer:
         self._durable = names.EXECUTOR_DURABLES[target]
         self._handler = handler
         self._options = options
-        self._slots = asyncio.Semaphore(options.concurrency)
+        self._free = options.concurrency
+        #: Running handlers, with their message and when it arrived.
         self._inflight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
+        #: Messages that arrived with no slot free, in arrival order.
+        self._waiting: deque[tuple[Msg, float]] = deque()
         self._credit = 0
         self._threshold = max(1, options.batch // 4)
         self._heard = 0.0
@@ -112,7 +124,7 @@ class WorkConsumer:
     @property
     def inflight(self) -> int:
         """Messages held right now (running, or waiting for a slot)."""
-        return len(self._inflight)
+        return len(self._inflight) + len(self._waiting)
 
     async def ensure(self) -> None:
         """Create the durable consumer or bring its settings up to date (idempotent)."""
@@ -120,7 +132,7 @@ class WorkConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; then let runs in flight finish within the grace period."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._inbox = self._nc.new_inbox()
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_message)
         self._heard = loop.time()
@@ -148,7 +160,7 @@ class WorkConsumer:
         """How many more messages to ask for now (0: not worth a request yet)."""
         if self._stopping:
             return 0
-        wanted = self._options.concurrency - len(self._inflight) - self._credit
+        wanted = self._options.concurrency - self.inflight - self._credit
         if wanted >= self._threshold or (wanted > 0 and self._credit == 0):
             return wanted
         return 0
@@ -176,11 +188,15 @@ class WorkConsumer:
                 return
 
     async def _on_message(self, msg: Msg) -> None:
-        self._heard = asyncio.get_running_loop().time()
+        now = self._heard = self._loop.time()
         status = msg.headers.get(_STATUS) if msg.headers else None
         if status is None and msg.reply:
             self._credit = max(0, self._credit - 1)
-            self._start(msg)
+            if self._free:
+                self._free -= 1
+                self._start(msg, now)
+            else:
+                self._waiting.append((msg, now))
             return
         if status == _HEARTBEAT:
             return
@@ -194,27 +210,28 @@ class WorkConsumer:
         # spin against a server that keeps refusing (a consumer being deleted or moved).
         log.info("pull request ended with status %s; asking again", status)
         self._credit = 0
-        asyncio.get_running_loop().call_later(0.5, self._spawn_top_up)
+        self._loop.call_later(0.5, self._spawn_top_up)
 
-    def _start(self, msg: Msg) -> None:
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(self._handle(msg))
-        self._inflight[task] = (msg, loop.time())
+    def _start(self, msg: Msg, since: float) -> None:
+        """Run the handler on ``msg`` in a slot already taken for it."""
+        task = self._loop.create_task(self._handler(msg))
+        self._inflight[task] = (msg, since)
         task.add_done_callback(self._done)
-
-    async def _handle(self, msg: Msg) -> None:
-        async with self._slots:
-            await self._handler(msg)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("handler crashed", exc_info=exc)
+        if self._waiting and not self._stopping:
+            # The slot goes straight to the next message in line.
+            self._start(*self._waiting.popleft())
+        else:
+            self._free += 1
         if self._wanted():
             self._spawn_top_up()
 
     def _spawn_top_up(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._top_up())
+        task = self._loop.create_task(self._top_up())
         # Held until done: the event loop keeps only weak references to tasks.
         self._background.add(task)
         task.add_done_callback(self._background_done)
@@ -226,16 +243,20 @@ class WorkConsumer:
 
     async def _keep_alive(self) -> None:
         period = self._options.ack_wait_s / 3
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(period)
-            now = loop.time()
-            for msg, since in list(self._inflight.values()):
+            now = self._loop.time()
+            for msg, since in [*self._inflight.values(), *self._waiting]:
                 if now - since >= period:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
 
     async def _finish_inflight(self) -> None:
+        # Messages still in line never started: hand them straight back for another replica.
+        while self._waiting:
+            waiting, _ = self._waiting.popleft()
+            with contextlib.suppress(Exception):
+                await waiting.nak()
         tasks = list(self._inflight)
         if not tasks:
             return
