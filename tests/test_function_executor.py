@@ -33,8 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from chronoflow_contracts.chrono import RetryPolicy
 from chronoflow_contracts.runs import run_id
 from chronoflow_devstack.embedded import NatsServer, free_port
-from chronoflow_egress import BlockReason, check_address
-from chronoflow_executor_function.app import egress_policy
+from chronoflow_egress import BlockReason, check_address, egress_policy
 from chronoflow_executor_function.sandbox import SandboxPool
 from chronoflow_executor_function.settings import ExecutorFunctionSettings
 from chronoflow_executor_function.testing import (

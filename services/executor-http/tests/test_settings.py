@@ -7,9 +7,9 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from chronoflow_egress import EgressConfigError
+from chronoflow_egress import EgressConfigError, egress_policy
 from chronoflow_egress.signing import generate_secret
-from chronoflow_executor_http.app import egress_policy, signing_secrets
+from chronoflow_executor_http.app import signing_secrets
 from chronoflow_executor_http.settings import ExecutorHttpSettings
 
 

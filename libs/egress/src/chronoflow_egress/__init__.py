@@ -30,6 +30,8 @@ from chronoflow_egress.policy import (
     AllowEntry,
     EgressConfigError,
     EgressPolicy,
+    EgressSettings,
+    egress_policy,
     parse_allowlist,
 )
 from chronoflow_egress.resolver import GuardedResolver, StaticResolver
@@ -49,6 +51,7 @@ __all__ = [
     "EgressConfigError",
     "EgressMetrics",
     "EgressPolicy",
+    "EgressSettings",
     "GuardedClient",
     "GuardedResolver",
     "GuardedTransport",
@@ -56,6 +59,7 @@ __all__ = [
     "build_client",
     "check_address",
     "classify",
+    "egress_policy",
     "literal_address",
     "parse_allowlist",
     "read_capped",

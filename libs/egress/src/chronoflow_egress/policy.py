@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 IPAddress: TypeAlias = IPv4Address | IPv6Address
 IPNetwork: TypeAlias = IPv4Network | IPv6Network
@@ -178,3 +178,25 @@ class EgressPolicy:
     def allowlisted(self, address: IPAddress, port: int, host: str | None = None) -> bool:
         """Whether an allowlist entry covers this connection."""
         return any(entry.matches(address, port, host) for entry in self.allow)
+
+
+class EgressSettings(Protocol):
+    """What a service's settings say about egress (every executor's settings have both)."""
+
+    @property
+    def profile(self) -> str:
+        """``development`` or ``production``."""
+
+    @property
+    def egress_allow(self) -> str | None:
+        """``CHRONOFLOW_EGRESS_ALLOW``, or None when it is unset."""
+
+
+def egress_policy(settings: EgressSettings) -> EgressPolicy:
+    """A service's policy: development allowlists loopback unless told otherwise (an empty
+    ``CHRONOFLOW_EGRESS_ALLOW`` switches that off); production refuses any allowlist."""
+    development = settings.profile == "development"
+    allow = settings.egress_allow
+    if allow is None and development:
+        allow = DEVELOPMENT_ALLOWLIST
+    return EgressPolicy.from_allowlist(allow, allowlist_permitted=development)

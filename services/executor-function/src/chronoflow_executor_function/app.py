@@ -10,7 +10,7 @@ from aiohttp.abc import AbstractResolver
 from fastapi import FastAPI
 
 from chronoflow_contracts import names
-from chronoflow_egress import DEVELOPMENT_ALLOWLIST, EgressMetrics, EgressPolicy, build_client
+from chronoflow_egress import EgressMetrics, build_client, egress_policy
 from chronoflow_executor_function import domain
 from chronoflow_executor_function.gateway import WahaGateway
 from chronoflow_executor_function.handlers import TestRequestHandler
@@ -28,15 +28,6 @@ log = logging.getLogger(__name__)
 #: function may have); the run's own deadline is applied per request.
 CLIENT_TIMEOUT_S = 300.0
 USER_AGENT = "ChronoFlow-Functions/0.1"
-
-
-def egress_policy(settings: ExecutorFunctionSettings) -> EgressPolicy:
-    """Development allowlists loopback unless told otherwise; production refuses any allowlist."""
-    development = settings.profile == "development"
-    allow = settings.egress_allow
-    if allow is None and development:
-        allow = DEVELOPMENT_ALLOWLIST
-    return EgressPolicy.from_allowlist(allow, allowlist_permitted=development)
 
 
 def create_app(

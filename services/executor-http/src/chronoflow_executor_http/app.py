@@ -7,12 +7,7 @@ import logging
 from aiohttp.abc import AbstractResolver
 from fastapi import FastAPI
 
-from chronoflow_egress import (
-    DEVELOPMENT_ALLOWLIST,
-    EgressMetrics,
-    EgressPolicy,
-    build_client,
-)
+from chronoflow_egress import EgressMetrics, build_client, egress_policy
 from chronoflow_egress.signing import generate_secret
 from chronoflow_executor_http.domain import TARGET
 from chronoflow_executor_http.metrics import ExecutorMetrics
@@ -25,15 +20,6 @@ from chronoflow_platform.service import Runtime, create_service_app
 from chronoflow_platform.telemetry import instrument_http_client
 
 log = logging.getLogger(__name__)
-
-
-def egress_policy(settings: ExecutorHttpSettings) -> EgressPolicy:
-    """Development allowlists loopback unless told otherwise; production refuses any allowlist."""
-    development = settings.profile == "development"
-    allow = settings.egress_allow
-    if allow is None and development:
-        allow = DEVELOPMENT_ALLOWLIST
-    return EgressPolicy.from_allowlist(allow, allowlist_permitted=development)
 
 
 def signing_secrets(settings: ExecutorHttpSettings) -> list[str]:
