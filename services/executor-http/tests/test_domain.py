@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from chronoflow_contracts.chrono import RetryPolicy
@@ -146,3 +147,42 @@ def test_status_classes() -> None:
         "none",
         "none",
     ]
+
+
+DEFAULTS = [("accept", "*/*"), ("user-agent", "ChronoFlow-Webhooks/0.1")]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers", "body"),
+    [
+        ("POST", "http://sink.test:8080/hook?a=1", {"webhook-id": "o1"}, b'{"a":1}'),
+        ("POST", "https://sink.test/hook", {"webhook-id": "o1"}, None),
+        ("POST", "http://[::1]:9000/", {}, b""),
+        ("PUT", "http://sink.test/", {"User-Agent": "mine", "X-A": "1"}, b"x"),
+        ("PATCH", "http://sink.test/", {"Content-Length": "1"}, b"x"),
+        ("DELETE", "http://sink.test/", {"Host": "other.test"}, None),
+        ("GET", "http://sink.test/", {"transfer-encoding": "chunked"}, None),
+        ("POST", "http://sink.test/", {"Transfer-Encoding": "chunked"}, None),
+    ],
+)
+def test_a_request_is_built_as_httpx_builds_it(
+    method: str, url: str, headers: dict[str, str], body: bytes | None
+) -> None:
+    expected_headers = httpx.Headers(DEFAULTS)
+    expected_headers.update(headers)
+    expected = httpx.Request(method, url, content=body, headers=expected_headers)
+    built = domain.build_request(
+        method, httpx.URL(url), [*DEFAULTS, *headers.items()], body, {"timeout": {}}
+    )
+    assert (built.method, built.url, built.content) == (
+        expected.method,
+        expected.url,
+        expected.content,
+    )
+    assert built.headers.raw == expected.headers.raw
+    assert built.extensions == {"timeout": {}}
+
+
+def test_a_header_that_is_not_ascii_is_refused_as_httpx_refuses_it() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        domain.build_request("POST", httpx.URL("http://sink.test/"), [("x", "é")], None, {})

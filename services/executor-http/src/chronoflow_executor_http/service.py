@@ -123,19 +123,17 @@ class WebhookExecutor:
         signature = webhook_headers(self._secrets, request.occurrence_id, body or b"")
         limit = domain.timeout_s(definition, self._limits.default_timeout_ms)
         try:
-            headers = httpx.Headers(self._client.headers)
-            headers.update(domain.request_headers(user_headers, body, signature))
-            # httpx encodes str headers as ASCII or refuses them, so this is what it would
-            # find, without it trying every header in two encodings on each lookup's behalf.
-            headers.encoding = "ascii"
             # What client.build_request does, minus merging cookies and a base URL, which
             # this client never has; the URL is parsed once per distinct string.
-            outgoing = httpx.Request(
+            outgoing = domain.build_request(
                 method,
                 _parsed_url(definition.url),
-                content=body,
-                headers=headers,
-                extensions={"timeout": httpx.Timeout(limit).as_dict()},
+                [
+                    *self._client.headers.multi_items(),
+                    *domain.request_headers(user_headers, body, signature).items(),
+                ],
+                body,
+                {"timeout": _timeout(limit)},
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             return _refused(f"invalid request: {type(exc).__name__}: {exc}")
@@ -186,6 +184,12 @@ class WebhookExecutor:
 @functools.lru_cache(maxsize=4096)
 def _parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> dict[str, float | None]:
+    # Shared by every request with this limit: nothing downstream changes it.
+    return httpx.Timeout(seconds).as_dict()
 
 
 def _failure(exc: Exception, limit: float) -> Verdict:
