@@ -195,7 +195,13 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = self._new_session()
         data: bytes | httpx.AsyncByteStream | None
-        headers = CIMultiDict(request.headers.multi_items())
+        # Headers whose encoding was never set (a copied httpx.Headers forgets it) work it out
+        # again on every item of multi_items(); once is enough.
+        encoding = request.headers.encoding
+        headers = CIMultiDict(
+            (name.lower().decode(encoding), value.decode(encoding))
+            for name, value in request.headers.raw
+        )
         try:
             data = request.content or None
         except httpx.RequestNotRead:

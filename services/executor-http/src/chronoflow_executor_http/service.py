@@ -65,6 +65,9 @@ class WebhookExecutor:
             raise ValueError("at least one webhook secret is needed to sign requests")
         self._ledger = ledger
         self._client = client
+        # The static part of every request's headers (user agent, accept...), decoded once:
+        # the client's Headers would work their encoding out again for each item.
+        self._default_headers = tuple(client.headers.multi_items())
         self._secrets = list(secrets)
         self._cipher = cipher
         self._limits = limits
@@ -129,7 +132,7 @@ class WebhookExecutor:
                 method,
                 _parsed_url(definition.url),
                 [
-                    *self._client.headers.multi_items(),
+                    *self._default_headers,
                     *domain.request_headers(user_headers, body, signature).items(),
                 ],
                 body,
