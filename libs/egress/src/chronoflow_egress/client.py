@@ -134,12 +134,10 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             auto_decompress=False,
         )
 
-    def check_request(self, request: httpx.Request) -> None:
-        """Refuse a bad scheme or a refused IP-literal host; host names are left to the resolver."""
-        self._checked(request.url)
-
     def _checked(self, url: httpx.URL) -> yarl.URL:
-        """aiohttp's parse of ``url``, once the guard has let it through."""
+        """aiohttp's parse of ``url``, once the guard has let it through: a bad scheme or a
+        refused IP-literal host raises :class:`EgressBlocked`; host names are left to the
+        resolver."""
         target = self._target(url)
         if target.refusal is not None:
             reason, host, port, address = target.refusal
