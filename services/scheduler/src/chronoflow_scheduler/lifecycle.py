@@ -56,11 +56,22 @@ class LifecycleService:
         """Bring the chrono's schedule in line with ``event``; returns what was done."""
         if isinstance(event, ChronoTriggered):
             return await self._triggered(event, seq, msg)
+        if isinstance(event, ChronoFinished):
+            # Only the scheduler appends ChronoFinished, and only once the chrono has no
+            # pending schedule left: its last one fired (a one-shot, or a recurring schedule
+            # without a next occurrence) or was cancelled just before (`_arm_or_finish`). The
+            # event itself tells the read model the chrono is inactive with no next run, so
+            # there is nothing to cancel, read or announce: a finished one-shot costs no
+            # direct get and no ScheduleArmed(null) here.
+            return "finished"
+        return await self._schedule_changed(event, seq, msg)
+
+    async def _schedule_changed(self, event: ChronoEvent, seq: int, msg: Msg) -> str:
         if await self._superseded(event.chrono_id, seq):
             return "superseded"
         if isinstance(event, ChronoCreated | ChronoUpdated | ChronoResumed):
             return await self._activated(event, seq, msg)
-        if isinstance(event, ChronoPaused | ChronoFinished):
+        if isinstance(event, ChronoPaused):
             return await self._cancel(event.chrono_id, seq)
         if isinstance(event, ChronoDeleted):
             await self._store.forget(event.chrono_id)
