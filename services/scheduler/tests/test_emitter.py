@@ -116,3 +116,19 @@ async def test_work_ahead_waits_for_what_is_queued(nc: NatsClient, js: JetStream
     finally:
         flushing.cancel()
         await asyncio.gather(flushing, return_exceptions=True)
+
+
+async def test_work_queued_later_does_not_extend_the_wait(
+    nc: NatsClient, js: JetStreamContext
+) -> None:
+    work = AtomicBatcher(nc, js, stream=names.WORK_STREAM, max_batch=50)
+    subject = names.work_subject("http")
+    first = work.enqueue(Prepared(subject, b"{}", {names.MSG_ID: f"ahead-{new_id()}"}))
+    waiting = asyncio.create_task(work.ahead())
+    await asyncio.sleep(0)
+    later = work.enqueue(Prepared(subject, b"{}", {names.MSG_ID: f"ahead-{new_id()}"}))
+    assert not waiting.done()
+    first.cancel()  # settled without being stored, as when the batcher stops
+    await asyncio.wait_for(waiting, timeout=10)
+    assert not later.done()
+    later.cancel()
