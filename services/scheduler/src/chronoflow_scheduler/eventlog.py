@@ -3,9 +3,7 @@ watches chrono events live while fires are held."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NatsClient
@@ -32,109 +30,15 @@ class Verdict:
     changed_by: str | None = None
 
 
-#: Subjects asked for in one batched direct get.
-_MULTI_LAST_BATCH = 256
-_MULTI_LAST_TIMEOUT_SECONDS = 5.0
-_STATUS = "Status"
-_END_OF_BATCH = "204"
-_NOTHING_FOUND = "404"
-
-Last = tuple[int, str] | None
-
-
 class EventLog:
-    """Reads a chrono's events on its CF_EVENTS subject by direct get (cheap, no consumer).
+    """Reads a chrono's events on its CF_EVENTS subject by direct get (cheap, no consumer)."""
 
-    Concurrent reads of the last event (every fire asks once, and fires arrive by the
-    hundred each second) are coalesced into one batched direct get (``multi_last``): for
-    nats-server one request for many subjects costs about a tenth of one request each.
-    """
-
-    def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
-        self._nc = nc
+    def __init__(self, js: JetStreamContext) -> None:
         self._js = js
-        self._waiting: dict[str, list[asyncio.Future[Last]]] = {}
-        self._flusher: asyncio.Task[None] | None = None
 
-    async def last(self, chrono_id: str) -> Last:
+    async def last(self, chrono_id: str) -> tuple[int, str] | None:
         """The sequence and type of the chrono's last event (None: no such chrono)."""
-        done: asyncio.Future[Last] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(chrono_id, []).append(done)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="eventlog-flush")
-        return await done
-
-    async def close(self) -> None:
-        """Stop the reader (pending reads are cancelled)."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-
-    async def _flush(self) -> None:
-        # Give the rest of a group of fires a moment to queue up behind the first read.
-        await asyncio.sleep(0.001)
-        while self._waiting:
-            ids = list(self._waiting)[:_MULTI_LAST_BATCH]
-            waiters = {i: self._waiting.pop(i) for i in ids}
-            try:
-                found = await self._last_of(ids)
-            except Exception as exc:  # every waiter gets the error and retries on its own
-                for futures in waiters.values():
-                    for f in futures:
-                        if not f.done():
-                            f.set_exception(exc)
-                continue
-            for chrono_id, futures in waiters.items():
-                for f in futures:
-                    if not f.done():
-                        f.set_result(found[chrono_id])
-
-    async def _last_of(self, chrono_ids: list[str]) -> dict[str, Last]:
-        subjects = {names.aggregate_subject("chrono", i): i for i in chrono_ids}
-        found: dict[str, Last] = {}
-        if len(subjects) > 1:
-            found = await self._multi_last(list(subjects))
-        # A subject the batch did not answer for (a chrono that does not exist, or a reply
-        # cut short) is asked for alone: "not there" must never be guessed.
-        for subject in subjects.keys() - found.keys():
-            found[subject] = await self._single_last(subject)
-        return {chrono_id: found[subject] for subject, chrono_id in subjects.items()}
-
-    async def _multi_last(self, subjects: list[str]) -> dict[str, Last]:
-        """The last message of each subject in one request; the reply is one message per
-        subject found, then an end-of-batch status."""
-        replies: asyncio.Queue[Msg] = asyncio.Queue()
-
-        async def collect(msg: Msg) -> None:
-            replies.put_nowait(msg)
-
-        inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox, cb=collect)
-        found: dict[str, Last] = {}
-        try:
-            request = json.dumps({"multi_last": subjects, "batch": len(subjects)}).encode()
-            await self._nc.publish(
-                f"$JS.API.DIRECT.GET.{names.EVENTS_STREAM}", request, reply=inbox
-            )
-            async with asyncio.timeout(_MULTI_LAST_TIMEOUT_SECONDS):
-                while True:
-                    msg = await replies.get()
-                    headers = msg.headers or {}
-                    status = headers.get(_STATUS)
-                    if status is not None:
-                        if status in (_END_OF_BATCH, _NOTHING_FOUND):
-                            return found
-                        return {}  # not understood (an older server): ask one by one
-                    subject = headers.get("Nats-Subject")
-                    seq = headers.get("Nats-Sequence")
-                    if subject is not None and seq is not None:
-                        found[subject] = int(seq), headers.get(names.EVENT_TYPE, "")
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _single_last(self, subject: str) -> Last:
+        subject = names.aggregate_subject("chrono", chrono_id)
         try:
             raw = await self._js.get_last_msg(names.EVENTS_STREAM, subject, direct=True)
         except NotFoundError:

@@ -97,7 +97,7 @@ class Scheduler:
         )
         self.emitter = Emitter(js, work=self.batcher, events=self.finish_batcher)
         self.store = ScheduleStore(js, self.emitter, lead_seconds=settings.fire_lead_seconds)
-        self.events = EventLog(nc, js)
+        self.events = EventLog(js)
         self.watch = ChangeWatch(nc)
         self.readmodel = ReadModel(engine)
         self.fire = FireService(
@@ -202,7 +202,5 @@ class Scheduler:
         """Release what the loops do not own."""
         with contextlib.suppress(Exception):
             await self.readmodel.close()
-        with contextlib.suppress(Exception):
-            await self.events.close()
         with contextlib.suppress(Exception):
             await self.watch.stop()
