@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -156,22 +157,64 @@ async def wait_metric(service: Service, name: str, at_least: float, within: floa
     raise TimeoutError(f"{name} did not reach {at_least} within {within}s")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by the scheduler, the projector and nats-server between two points."""
+
+    def __init__(self, stack: Stack, scheduler: Service) -> None:
+        assert stack.nats.proc is not None
+        projector = next(s for s in stack.services if s.name == "projector")
+        self._pids = {
+            "scheduler": scheduler.proc.pid,
+            "projector": projector.proc.pid,
+            "nats-server": stack.nats.proc.pid,
+        }
+        self._start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def report(self, occurrences: int) -> None:
+        """Print CPU per occurrence since the meter was made, in ms."""
+        now = self._now()
+        per = {name: (now[name] - self._start[name]) * 1000 / occurrences for name in now}
+        parts = ", ".join(f"{name} {ms_each:.2f}" for name, ms_each in per.items())
+        print(f"  CPU per occurrence (ms): {parts}; together {sum(per.values()):.2f}")
+
+
 async def one_shots(
-    js: JetStreamContext, tap: WorkTap, scheduler: Service, dues: list[datetime]
+    stack: Stack, js: JetStreamContext, tap: WorkTap, scheduler: Service, dues: list[datetime]
 ) -> tuple[list[Stored], int]:
     """Create one-shots due at ``dues``; returns what was stored, and how many chronos."""
     t0 = time.monotonic()
+    applied = await scheduler.metric("chronoflow_scheduler_chrono_events_total") or 0
     ids = await create_all(js, (http_definition(once(d)) for d in dues))
-    await wait_metric(scheduler, "chronoflow_scheduler_chrono_events_total", len(ids), 600)
+    await wait_metric(
+        scheduler, "chronoflow_scheduler_chrono_events_total", applied + len(ids), 600
+    )
+    await projector_caught_up(js, 600)
     print(f"  created and armed {len(ids)} chronos in {time.monotonic() - t0:.1f} s")
     print(f"  scheduler RSS once armed {scheduler.rss_mb:.0f} MB")
     first = min(dues)
     if utc_now() > first - timedelta(seconds=5):
         print("  WARNING: arming finished late; rerun with a longer --margin")
+    # From here on, what the occurrences cost: their fires, runs, follow-up writes, the
+    # scheduler applying its own ChronoFinished events, and the projector applying them.
+    cpu = CpuMeter(stack, scheduler)
     wait = (max(dues) - utc_now()).total_seconds()
     mine = set(ids)
     before = len(tap.seen)
     stored = await tap.until(before + len(ids), within=max(wait, 0) + 120)
+    await wait_metric(
+        scheduler, "chronoflow_scheduler_chrono_events_total", applied + 2 * len(ids), 120
+    )
+    await projector_caught_up(js, 120)
+    cpu.report(len(ids))
     await report_fire_health(scheduler)
     return [s for s in stored if s.chrono_id in mine], len(ids)
 
@@ -187,11 +230,11 @@ async def report_fire_health(scheduler: Service) -> None:
 
 
 async def bench_burst(
-    js: JetStreamContext, tap: WorkTap, scheduler: Service, n: int, margin: float
+    stack: Stack, js: JetStreamContext, tap: WorkTap, scheduler: Service, n: int, margin: float
 ) -> None:
     print(f"burst: {n} one-shots due at the same instant")
     due = (utc_now() + timedelta(seconds=margin)).replace(microsecond=0)
-    stored, created = await one_shots(js, tap, scheduler, [due] * n)
+    stored, created = await one_shots(stack, js, tap, scheduler, [due] * n)
     unique = {s.chrono_id for s in stored}
     lateness = [s.lateness for s in stored]
     print(f"  lost {created - len(unique)}, duplicated {len(stored) - len(unique)}")
@@ -205,12 +248,12 @@ async def bench_burst(
 
 
 async def bench_spread(
-    js: JetStreamContext, tap: WorkTap, scheduler: Service, n: int, margin: float
+    stack: Stack, js: JetStreamContext, tap: WorkTap, scheduler: Service, n: int, margin: float
 ) -> None:
     print(f"spread: {n} one-shots spread evenly over 60 s")
     start = utc_now() + timedelta(seconds=margin)
     dues = [start + timedelta(seconds=60 * i / n) for i in range(n)]
-    stored, created = await one_shots(js, tap, scheduler, dues)
+    stored, created = await one_shots(stack, js, tap, scheduler, dues)
     unique = {s.chrono_id for s in stored}
     lateness = [s.lateness for s in stored]
     print(f"  lost {created - len(unique)}, duplicated {len(stored) - len(unique)}")
@@ -322,10 +365,10 @@ async def main() -> None:
         await tap.start()
         if "burst" in only:
             margin = args.margin or 30 + args.burst / 250
-            await bench_burst(js, tap, scheduler, args.burst, margin)
+            await bench_burst(stack, js, tap, scheduler, args.burst, margin)
         if "spread" in only:
             margin = args.margin or 30 + args.spread / 250
-            await bench_spread(js, tap, scheduler, args.spread, margin)
+            await bench_spread(stack, js, tap, scheduler, args.spread, margin)
         if "scale" in only:
             if only & {"burst", "spread"}:
                 # A fresh process: Python keeps the memory of the burst's held fires, and the

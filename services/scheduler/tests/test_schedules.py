@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from chronoflow_contracts import names, new_id, utc_now
 from chronoflow_contracts.runs import ScheduleArmed
 from chronoflow_scheduler.domain import ScheduleMessage
-from chronoflow_scheduler.emitter import Emitter, WorkBatcher
+from chronoflow_scheduler.emitter import AtomicBatcher, Emitter
 from chronoflow_scheduler.schedules import ArmPolicy, ArmResult, ScheduleStore
 from chronoflow_scheduler.testing import collect
 
@@ -23,7 +23,12 @@ FAR = timedelta(hours=1)
 @pytest.fixture
 async def store(nc: NatsClient, js: JetStreamContext) -> ScheduleStore:
     """A schedule store with its emitter (the batcher loop is not needed here)."""
-    return ScheduleStore(js, Emitter(js, WorkBatcher(nc, js, max_batch=1)), lead_seconds=10)
+    emitter = Emitter(
+        js,
+        work=AtomicBatcher(nc, js, stream=names.WORK_STREAM, max_batch=1),
+        events=AtomicBatcher(nc, js, stream=names.EVENTS_STREAM, max_batch=1),
+    )
+    return ScheduleStore(js, emitter, lead_seconds=10)
 
 
 async def test_arm_by_version_only_moves_forward(store: ScheduleStore) -> None:

@@ -29,6 +29,9 @@ def stream_configs(*, duplicate_window: float, replicas: int = 1) -> list[Stream
             num_replicas=replicas,
             deny_delete=True,
             allow_direct=True,
+            # The scheduler appends the ChronoFinished of many one-shots as atomic batches
+            # (one disk sync per batch); each message keeps its own expected-last-sequence.
+            allow_atomic=True,
         ),
         StreamConfig(
             name=names.RUNS_STREAM,

@@ -2,17 +2,22 @@
 
 RunRequested is on the latency path, so concurrent ones are coalesced into JetStream atomic
 batches: one disk sync per batch instead of one per message, which is what lets 10,000
-occurrences due in the same second go out within it. A batch holding a duplicate message id
-(a redelivery) is refused whole by the server; its messages are then written one by one, so
-the duplicate alone is dropped.
+occurrences due in the same second go out within it. ChronoFinished, written after every
+one-shot fires, is coalesced the same way on the event stream: an atomic batch accepts each
+message's own ``Nats-Expected-Last-Subject-Sequence``, so every finish keeps its
+compare-and-set. A batch the server refuses whole (a duplicate message id from a
+redelivery, one chrono that changed meanwhile) is then written one message at a time, so
+only the offending message is dropped or refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import logging
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NatsClient
@@ -32,14 +37,18 @@ WRONG_LAST_SEQUENCE = 10071
 ATOMIC_DISABLED = 10174
 BATCH_DUPLICATE_ID = 10201
 
+#: Why the server may refuse a whole batch because of one message in it: expected, and
+#: settled by writing the messages one by one.
+_REFUSED_FOR_ONE = frozenset({WRONG_LAST_SEQUENCE, BATCH_DUPLICATE_ID})
+
 _BATCH_ID = "Nats-Batch-Id"
 _BATCH_SEQUENCE = "Nats-Batch-Sequence"
 _BATCH_COMMIT = "Nats-Batch-Commit"
 
 
 @dataclass(frozen=True)
-class PreparedWork:
-    """A RunRequested encoded ahead of its due instant, ready to go out."""
+class Prepared:
+    """A message encoded ahead of the moment it goes out."""
 
     subject: str
     body: bytes
@@ -48,14 +57,17 @@ class PreparedWork:
 
 @dataclass
 class _Pending:
-    work: PreparedWork
+    message: Prepared
     done: asyncio.Future[None] = field(repr=False)
 
 
-class WorkBatcher:
-    """Writes RunRequested messages, coalescing those queued at the same moment.
+class AtomicBatcher:
+    """Writes messages to one stream, coalescing those queued at the same moment.
 
-    Up to ``max_in_flight`` batches are being stored at once, so a burst is pipelined.
+    Up to ``max_in_flight`` batches are being stored at once, so a burst is pipelined, and
+    what is queued while they are stored forms the next batch. ``linger`` (for writes no one
+    waits on to be punctual) lets a batch gather for that long before it goes out, so a
+    steady trickle is written a few dozen at a time rather than one disk sync each.
     """
 
     def __init__(
@@ -63,50 +75,88 @@ class WorkBatcher:
         nc: NatsClient,
         js: JetStreamContext,
         *,
+        stream: str,
         max_batch: int,
         max_in_flight: int = 4,
+        linger: float = 0.0,
         timeout: float = 5.0,
     ) -> None:
         self._nc = nc
         self._js = js
+        self._stream = stream
         self._max_batch = max_batch
+        self._linger = linger
         self._timeout = timeout
         self._queue: list[_Pending] = []
+        # What :meth:`ahead` waits for, kept so that a burst of 10,000 waiters costs
+        # O(log n) per message rather than a callback on every unsettled message per waiter:
+        # messages are numbered as queued; the lowest number not yet settled is the floor.
+        self._numbered = 0
+        self._unsettled: list[int] = []  # a heap; settled numbers leave it lazily
+        self._settled: set[int] = set()
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._flushing: set[asyncio.Task[None]] = set()
         self._atomic = max_batch > 1
 
-    def enqueue(self, work: PreparedWork) -> asyncio.Future[None]:
+    def enqueue(self, message: Prepared) -> asyncio.Future[None]:
         """Queue one message; the future resolves once JetStream has stored it (or dropped it
         as a duplicate), or fails with the reason it could not be stored."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(work, done))
-        self._idle.clear()
+        self._queue.append(_Pending(message, done))
+        number = self._numbered
+        self._numbered += 1
+        heapq.heappush(self._unsettled, number)
+        done.add_done_callback(lambda _: self._settle(number))
         self._wake.set()
         return done
 
-    async def publish(self, work: PreparedWork) -> None:
-        """Store one message; returns once JetStream has it (or drops it as a duplicate)."""
-        await self.enqueue(work)
+    def _floor(self) -> int:
+        """The lowest number not yet settled (the next number when all are)."""
+        while self._unsettled and self._unsettled[0] in self._settled:
+            self._settled.discard(heapq.heappop(self._unsettled))
+        return self._unsettled[0] if self._unsettled else self._numbered
 
-    async def quiet(self) -> None:
-        """Wait until nothing is queued or being stored (lets a burst go out first)."""
-        await self._idle.wait()
+    def _settle(self, number: int) -> None:
+        self._settled.add(number)
+        floor = self._floor()
+        while self._waiters and self._waiters[0][0] <= floor:
+            _, waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def publish(self, message: Prepared) -> None:
+        """Store one message; returns once JetStream has it (or drops it as a duplicate)."""
+        await self.enqueue(message)
+
+    async def ahead(self) -> None:
+        """Wait until what is queued or being stored now has been settled.
+
+        Only what is there at the call: messages queued later do not extend the wait, so
+        under a steady flow it ends with the next batch instead of waiting for a quiet
+        moment that may not come.
+        """
+        target = self._numbered
+        if self._floor() >= target:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, waiter))  # targets only grow: the deque stays sorted
+        await waiter
 
     async def run(self) -> None:
         """Flush queued messages until cancelled."""
         try:
             while True:
                 await self._wake.wait()
+                if self._linger and len(self._queue) < self._max_batch:
+                    await asyncio.sleep(self._linger)
                 self._wake.clear()
                 while self._queue:
                     await self._slots.acquire()
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
-                    task = asyncio.create_task(self._flush(batch), name="work-batch")
+                    task = asyncio.create_task(self._flush(batch), name="atomic-batch")
                     self._flushing.add(task)
                     task.add_done_callback(self._flushed)
         finally:
@@ -119,8 +169,6 @@ class WorkBatcher:
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._flushing.discard(task)
         self._slots.release()
-        if not self._queue and not self._flushing:
-            self._idle.set()
 
     async def _flush(self, batch: list[_Pending]) -> None:
         if len(batch) > 1 and self._atomic:
@@ -128,9 +176,9 @@ class WorkBatcher:
                 await self._commit_atomic(batch)
             except APIError as exc:
                 if exc.err_code == ATOMIC_DISABLED:
-                    log.info("atomic batches disabled on %s; writing one by one", names.WORK_STREAM)
+                    log.info("atomic batches disabled on %s; writing one by one", self._stream)
                     self._atomic = False
-                elif exc.err_code != BATCH_DUPLICATE_ID:
+                elif exc.err_code not in _REFUSED_FOR_ONE:
                     log.warning("atomic batch refused (%s); writing one by one", exc)
             except Exception as exc:  # timeouts, disconnects: each message is retried alone
                 log.warning("atomic batch failed (%s); writing one by one", exc)
@@ -145,9 +193,9 @@ class WorkBatcher:
         batch_id = uuid.uuid4().hex
         last = len(batch)
         for i, p in enumerate(batch[:-1], start=1):
-            headers = {**p.work.headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(i)}
-            await self._nc.publish(p.work.subject, p.work.body, headers=headers)
-        tail = batch[-1].work
+            headers = {**p.message.headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(i)}
+            await self._nc.publish(p.message.subject, p.message.body, headers=headers)
+        tail = batch[-1].message
         headers = {
             **tail.headers,
             _BATCH_ID: batch_id,
@@ -164,9 +212,9 @@ class WorkBatcher:
             return
         try:
             await self._js.publish(
-                p.work.subject, p.work.body, headers=p.work.headers, timeout=self._timeout
+                p.message.subject, p.message.body, headers=p.message.headers, timeout=self._timeout
             )
-        except Exception as exc:  # handed to the waiting fire, which retries it
+        except Exception as exc:  # handed to the waiting caller, which decides
             if not p.done.done():
                 p.done.set_exception(exc)
         else:
@@ -177,34 +225,35 @@ class WorkBatcher:
 class Emitter:
     """The scheduler's writes to the work, runs and event streams."""
 
-    def __init__(self, js: JetStreamContext, batcher: WorkBatcher) -> None:
+    def __init__(self, js: JetStreamContext, *, work: AtomicBatcher, events: AtomicBatcher) -> None:
         self._js = js
-        self._batcher = batcher
+        self._work = work
+        self._events = events
 
     @staticmethod
-    def prepare_run(event: RunRequested, *, msg_id: str) -> PreparedWork:
+    def prepare_run(event: RunRequested, *, msg_id: str) -> Prepared:
         """Encode work for the target type's executors, to send later."""
-        return PreparedWork(
+        return Prepared(
             subject=names.work_subject(target_kind(event.target_type)),
             body=encode(event),
             headers=event_headers(event, msg_id=msg_id),
         )
 
-    def enqueue_run(self, work: PreparedWork) -> asyncio.Future[None]:
+    def enqueue_run(self, work: Prepared) -> asyncio.Future[None]:
         """Queue prepared work now; the future says when it is stored."""
-        return self._batcher.enqueue(work)
+        return self._work.enqueue(work)
 
-    async def send_run(self, work: PreparedWork) -> None:
+    async def send_run(self, work: Prepared) -> None:
         """Queue prepared work and wait until it is stored (a duplicate id is dropped)."""
-        await self._batcher.publish(work)
+        await self._work.publish(work)
 
     async def run_requested(self, event: RunRequested, *, msg_id: str) -> None:
         """Encode and queue work for the target type's executors."""
         await self.send_run(self.prepare_run(event, msg_id=msg_id))
 
-    async def quiet(self) -> None:
-        """Wait until no RunRequested is waiting to be stored."""
-        await self._batcher.quiet()
+    async def work_ahead(self) -> None:
+        """Wait until the RunRequesteds queued or being stored now have been stored."""
+        await self._work.ahead()
 
     async def run_skipped(self, event: RunSkipped) -> None:
         """Record skipped occurrences in the chrono's run history."""
@@ -218,15 +267,15 @@ class Emitter:
 
     async def chrono_finished(self, event: ChronoFinished, *, expected_version: int) -> bool:
         """Append ChronoFinished unless the chrono moved past ``expected_version`` meanwhile."""
-        subject = names.aggregate_subject("chrono", event.chrono_id)
+        headers = event_headers(event, msg_id=finished_msg_id(event.chrono_id, expected_version))
+        headers[names.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_version)
+        message = Prepared(
+            subject=names.aggregate_subject("chrono", event.chrono_id),
+            body=encode(event),
+            headers=headers,
+        )
         try:
-            await publish_event(
-                self._js,
-                subject,
-                event,
-                msg_id=finished_msg_id(event.chrono_id, expected_version),
-                expected_last_subject_sequence=expected_version,
-            )
+            await self._events.publish(message)
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 return False  # a newer event decides the chrono's fate

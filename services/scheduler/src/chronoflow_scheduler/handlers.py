@@ -22,7 +22,7 @@ from chronoflow_platform.logs import chrono_id_var
 from chronoflow_platform.telemetry import consumer_span
 from chronoflow_scheduler.domain import RetryLaterError
 from chronoflow_scheduler.firing import FireService
-from chronoflow_scheduler.lifecycle import LifecycleService
+from chronoflow_scheduler.lifecycle import LifecycleService, decided_by_type
 from chronoflow_scheduler.metrics import SchedulerMetrics
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,12 @@ class EventsConsumer:
 
     async def _handle(self, msg: Msg) -> None:
         headers = msg.headers or {}
+        action = decided_by_type(headers.get(names.EVENT_TYPE, ""))
+        if action is not None:
+            # One of these follows every one-shot occurrence: settle it without decoding.
+            await msg.ack()
+            self._metrics.events.labels(action).inc()
+            return
         try:
             event = decode(
                 headers.get(names.EVENT_TYPE, ""),

@@ -32,6 +32,19 @@ from chronoflow_scheduler.schedules import ArmPolicy, ScheduleStore
 log = logging.getLogger(__name__)
 
 
+def decided_by_type(event_type: str) -> str | None:
+    """What applying an event of this type does when its type alone decides (None: read it).
+
+    Only the scheduler appends ChronoFinished, and only once the chrono has no pending
+    schedule left: its last one fired (a one-shot, or a recurring schedule without a next
+    occurrence) or was cancelled just before (``_arm_or_finish``). The event itself tells the
+    read model the chrono is inactive with no next run, so there is nothing to cancel, read
+    or announce: a finished one-shot costs no direct get and no ScheduleArmed(null), and the
+    consumer need not even decode it.
+    """
+    return "finished" if event_type == ChronoFinished.TYPE else None
+
+
 class LifecycleService:
     """Applies one chrono event (at stream sequence ``seq``, the chrono's new version)."""
 
@@ -56,11 +69,16 @@ class LifecycleService:
         """Bring the chrono's schedule in line with ``event``; returns what was done."""
         if isinstance(event, ChronoTriggered):
             return await self._triggered(event, seq, msg)
+        if (action := decided_by_type(event.TYPE)) is not None:
+            return action
+        return await self._schedule_changed(event, seq, msg)
+
+    async def _schedule_changed(self, event: ChronoEvent, seq: int, msg: Msg) -> str:
         if await self._superseded(event.chrono_id, seq):
             return "superseded"
         if isinstance(event, ChronoCreated | ChronoUpdated | ChronoResumed):
             return await self._activated(event, seq, msg)
-        if isinstance(event, ChronoPaused | ChronoFinished):
+        if isinstance(event, ChronoPaused):
             return await self._cancel(event.chrono_id, seq)
         if isinstance(event, ChronoDeleted):
             await self._store.forget(event.chrono_id)

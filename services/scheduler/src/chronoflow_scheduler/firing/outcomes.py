@@ -20,7 +20,7 @@ from chronoflow_contracts.runs import (
 )
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_scheduler.domain import FirePlan, lateness_seconds
-from chronoflow_scheduler.emitter import Emitter, PreparedWork
+from chronoflow_scheduler.emitter import Emitter, Prepared
 from chronoflow_scheduler.eventlog import EventLog, Verdict
 from chronoflow_scheduler.metrics import SchedulerMetrics
 from chronoflow_scheduler.readmodel import ChronoRow, ReadModel
@@ -51,7 +51,7 @@ class Outcomes:
         self._metrics = metrics
         self._running_stale = running_stale_seconds
 
-    def encode(self, row: ChronoRow, plan: FirePlan) -> PreparedWork | None:
+    def encode(self, row: ChronoRow, plan: FirePlan) -> Prepared | None:
         """The plan's RunRequested, encoded (None if nothing is to run)."""
         if plan.run is None:
             return None

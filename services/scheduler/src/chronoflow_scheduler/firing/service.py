@@ -33,7 +33,7 @@ from chronoflow_scheduler.domain import (
     lateness_seconds,
     plan_fire,
 )
-from chronoflow_scheduler.emitter import Emitter, PreparedWork
+from chronoflow_scheduler.emitter import Emitter, Prepared
 from chronoflow_scheduler.eventlog import ChangeWatch, EventLog, Verdict, Watch
 from chronoflow_scheduler.firing.intake import Intake, Ticket
 from chronoflow_scheduler.firing.outcomes import Outcomes
@@ -73,7 +73,7 @@ class _Held:
     schedule: NormalizedSchedule
     overlap_check: bool
     plan: FirePlan
-    work: PreparedWork | None
+    work: Prepared | None
     #: Resolves at the instant with None (slow path), or once the prepared run is stored
     #: with the time it was stored (fast path).
     released: asyncio.Future[datetime | None] = field(repr=False)
@@ -192,8 +192,10 @@ class FireService:
         finally:
             self._watch.release(watch)
         if outcome != "stale":
-            # Let a burst's runs go out before the bookkeeping that follows them.
-            await self._emitter.quiet()
+            # Let the runs queued now go out before the bookkeeping that follows them (only
+            # those: waiting for the work queue to fall idle held follow-ups for seconds
+            # while a burst's stragglers and slow-path runs kept arriving).
+            await self._emitter.work_ahead()
             await self._outcomes.carry_on(fire.chrono_id, held.schedule, plan, verdict)
         return outcome
 
