@@ -93,6 +93,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await watermark.stop()
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry instrumentation stays off: the server spans come from
+        # setup_service_tracing (docs/operations.md, Tracing), which it would only duplicate,
+        # and even with nothing to record it looks up the global tracer, meter and logger
+        # providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="ChronoFlow API",
         version="1.0.0",
         description=(
