@@ -16,6 +16,7 @@ from chronoflow_api.errors import install_error_handlers
 from chronoflow_api.routes import channels, chronos, functions, runs, schedules
 from chronoflow_api.service import Services
 from chronoflow_api.settings import ApiSettings
+from chronoflow_api.shortcut import CreateChronoShortcut
 from chronoflow_api.store import EventStore
 from chronoflow_api.watermark import ProjectionWatermark
 from chronoflow_platform.auth import KeyChecker
@@ -111,6 +112,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for router in guarded:
         app.include_router(router, dependencies=[RequireKey])
     _document_bearer_auth(app, guarded)
+    # Added first, so it sits inside the middleware create_service_app adds (request metrics,
+    # and the server span when tracing is on): those see every create as before.
+    create_route = next(
+        route
+        for route in chronos.router.routes
+        if isinstance(route, APIRoute) and route.endpoint is chronos.create_chrono
+    )
+    app.add_middleware(CreateChronoShortcut, route=create_route)
     return create_service_app(
         name="api",
         settings=settings,
