@@ -358,3 +358,16 @@ def test_time_zone_names_are_matched_case_insensitively_and_stored_canonically()
 )
 def test_every_example_the_error_offers_is_accepted(example: str) -> None:
     assert parse(example, SP, NOW).timezone == SP
+
+
+def test_a_calendar_schedule_read_again_later_is_the_same_one() -> None:
+    later = datetime(2026, 7, 1, 3, 0, tzinfo=UTC)
+    first = parse("todo dia as 08:00", SP, NOW)
+    assert parse("todo dia as 08:00", SP, later) is first
+    assert parse("todo dia as 08:00", BER, later).timezone == BER
+
+
+@pytest.mark.parametrize("phrase", ["in 10 min", "every 7 minutes", "tomorrow at 9am"])
+def test_schedules_that_depend_on_now_are_read_against_each_now(phrase: str) -> None:
+    later = datetime(2026, 7, 1, 3, 0, tzinfo=UTC)
+    assert parse(phrase, SP, NOW) != parse(phrase, SP, later)

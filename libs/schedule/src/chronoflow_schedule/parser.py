@@ -23,6 +23,13 @@ _ALL_MINUTES = frozenset(range(60))
 _ALL_HOURS = frozenset(range(24))
 
 
+#: Calendar schedules already read, by (text, time zone) as given. Only these are kept: they
+#: depend on nothing else (one-shots and anchored intervals depend on ``now``), and the same
+#: few phrases ("every 15 minutes", "todo dia as 08:00") come back with most creates.
+_CALENDARS: dict[tuple[str, str], NormalizedSchedule] = {}
+_CALENDARS_MAX: Final = 4096
+
+
 def parse(text: str, timezone: str, now: datetime) -> NormalizedSchedule:
     """Read a schedule (natural language in English or Portuguese, or cron) in a time zone.
 
@@ -32,6 +39,19 @@ def parse(text: str, timezone: str, now: datetime) -> NormalizedSchedule:
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
+    key = (text, timezone)
+    known = _CALENDARS.get(key)
+    if known is not None:
+        return known  # immutable, so every chrono that reads the same text may share it
+    schedule = _parse(text, timezone, now)
+    if schedule.cron is not None:
+        if len(_CALENDARS) >= _CALENDARS_MAX:
+            _CALENDARS.clear()  # bounded: distinct phrases cannot grow it without limit
+        _CALENDARS[key] = schedule
+    return schedule
+
+
+def _parse(text: str, timezone: str, now: datetime) -> NormalizedSchedule:
     if len(text) > MAX_LENGTH:
         raise ScheduleError(
             f"The schedule is too long ({len(text)} characters; at most {MAX_LENGTH})."

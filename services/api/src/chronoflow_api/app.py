@@ -16,6 +16,7 @@ from chronoflow_api.errors import install_error_handlers
 from chronoflow_api.routes import channels, chronos, functions, runs, schedules
 from chronoflow_api.service import Services
 from chronoflow_api.settings import ApiSettings
+from chronoflow_api.shortcut import CreateChronoShortcut
 from chronoflow_api.store import EventStore
 from chronoflow_api.watermark import ProjectionWatermark
 from chronoflow_platform.auth import KeyChecker
@@ -93,6 +94,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await watermark.stop()
 
     app = FastAPI(
+        # FastAPI's own OpenTelemetry instrumentation stays off: the server spans come from
+        # setup_service_tracing (docs/operations.md, Tracing), which it would only duplicate,
+        # and even with nothing to record it looks up the global tracer, meter and logger
+        # providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="ChronoFlow API",
         version="1.0.0",
         description=(
@@ -106,6 +112,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
     for router in guarded:
         app.include_router(router, dependencies=[RequireKey])
     _document_bearer_auth(app, guarded)
+    # Added first, so it sits inside the middleware create_service_app adds (request metrics,
+    # and the server span when tracing is on): those see every create as before.
+    create_route = next(
+        route
+        for route in chronos.router.routes
+        if isinstance(route, APIRoute) and route.endpoint is chronos.create_chrono
+    )
+    app.add_middleware(CreateChronoShortcut, route=create_route)
     return create_service_app(
         name="api",
         settings=settings,
