@@ -10,9 +10,10 @@ Applying an event twice is prevented by the checkpoint, not by these functions.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import bindparam, delete, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -115,13 +116,36 @@ async def chrono_updated(conn: AsyncConnection, batch: Batch) -> None:
         )
 
 
-async def _set_chrono(conn: AsyncConnection, batch: Batch, **values: Any) -> None:
-    for e, seq in batch:
-        await conn.execute(
-            update(chronos)
-            .where(chronos.c.id == e.chrono_id)
-            .values(updated_at=e.occurred_at, version=seq, **values)
-        )
+# One statement run for the whole batch (executemany), not one per event: every one-shot that
+# fires is followed by a ChronoFinished, so a burst of them arrives by the thousand.
+_set_chrono_stmt = (
+    update(chronos)
+    .where(chronos.c.id == bindparam("b_id"))
+    .values(
+        updated_at=bindparam("b_updated_at"),
+        version=bindparam("b_version"),
+        is_active=bindparam("b_is_active"),
+        next_run_at=bindparam("b_next_run_at"),
+    )
+)
+
+
+async def _set_chrono(
+    conn: AsyncConnection, batch: Batch, *, is_active: bool, next_run_at: datetime | None
+) -> None:
+    await conn.execute(
+        _set_chrono_stmt,
+        [
+            {
+                "b_id": e.chrono_id,
+                "b_updated_at": e.occurred_at,
+                "b_version": seq,
+                "b_is_active": is_active,
+                "b_next_run_at": next_run_at,
+            }
+            for e, seq in batch
+        ],
+    )
 
 
 async def chrono_paused(conn: AsyncConnection, batch: Batch) -> None:
