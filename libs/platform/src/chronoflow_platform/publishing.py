@@ -9,15 +9,24 @@ from chronoflow_contracts import Event, encode, names
 from chronoflow_platform.telemetry import inject
 
 
-def event_headers(event: Event, *, msg_id: str | None = None) -> dict[str, str]:
-    """Headers for an event: dedup id, schema identity and W3C trace context."""
-    return inject(
+def event_headers(
+    event: Event,
+    *,
+    msg_id: str | None = None,
+    expected_last_subject_sequence: int | None = None,
+) -> dict[str, str]:
+    """Headers for an event: dedup id, schema identity, W3C trace context and, when given, the
+    optimistic-concurrency condition (see :func:`publish_event`)."""
+    headers = inject(
         {
             names.MSG_ID: msg_id or event.event_id,
             names.EVENT_TYPE: event.TYPE,
             names.EVENT_VERSION: str(event.VERSION),
         }
     )
+    if expected_last_subject_sequence is not None:
+        headers[names.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_sequence)
+    return headers
 
 
 async def publish_event(
@@ -36,9 +45,9 @@ async def publish_event(
     append (error code 10071) if another event reached the subject first. ``0`` means "the
     subject must be empty" (a create).
     """
-    headers = event_headers(event, msg_id=msg_id)
-    if expected_last_subject_sequence is not None:
-        headers[names.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_last_subject_sequence)
+    headers = event_headers(
+        event, msg_id=msg_id, expected_last_subject_sequence=expected_last_subject_sequence
+    )
     if extra_headers:
         headers.update(extra_headers)
     return await js.publish(subject, encode(event), headers=headers, timeout=ack_timeout)

@@ -267,12 +267,14 @@ class Emitter:
 
     async def chrono_finished(self, event: ChronoFinished, *, expected_version: int) -> bool:
         """Append ChronoFinished unless the chrono moved past ``expected_version`` meanwhile."""
-        headers = event_headers(event, msg_id=finished_msg_id(event.chrono_id, expected_version))
-        headers[names.EXPECTED_LAST_SUBJECT_SEQUENCE] = str(expected_version)
         message = Prepared(
             subject=names.aggregate_subject("chrono", event.chrono_id),
             body=encode(event),
-            headers=headers,
+            headers=event_headers(
+                event,
+                msg_id=finished_msg_id(event.chrono_id, expected_version),
+                expected_last_subject_sequence=expected_version,
+            ),
         )
         try:
             await self._events.publish(message)
