@@ -263,9 +263,106 @@ async def test_a_batch_touching_one_chrono_twice_applies_in_order(engine: AsyncE
             )
         )
     async with engine.begin() as conn:
-        await views.run_completed(conn, batch)
+        await views.run_events(conn, batch)
         state = (
             await conn.execute(select(chrono_run_state).where(chrono_run_state.c.chrono_id == cid))
         ).one()
     assert state.last_run_status == "SUCCESS"
     assert state.last_run_id == run_id(occurrence_id(cid, t0), 2)
+
+
+async def test_run_events_interleaved_in_one_batch_apply_in_stream_order(
+    engine: AsyncEngine,
+) -> None:
+    """Starts and outcomes of runs in flight interleave; one batch of them (one statement)
+    ends where applying them one by one would: each attempt's outcome, and the newest run as
+    the chrono's last."""
+    from datetime import UTC, datetime, timedelta
+
+    from chronoflow_api.projector import views
+    from chronoflow_contracts import new_id
+    from chronoflow_contracts.runs import RunStarted
+    from chronoflow_platform.schema import chrono_run_state, chrono_runs
+
+    cid, other = new_id(), new_id()
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def started(chrono: str, attempt: int) -> RunStarted:
+        occ = occurrence_id(chrono, t0)
+        return RunStarted(
+            chrono_id=chrono,
+            run_id=run_id(occ, attempt),
+            occurrence_id=occ,
+            scheduled_for=t0,
+            attempt=attempt,
+            target_type=TargetType.HTTP,
+            started_at=t0 + timedelta(seconds=attempt),
+        )
+
+    def completed(chrono: str, attempt: int, status: RunStatus) -> RunCompleted:
+        occ = occurrence_id(chrono, t0)
+        at = t0 + timedelta(seconds=attempt)
+        return RunCompleted(
+            chrono_id=chrono,
+            run_id=run_id(occ, attempt),
+            occurrence_id=occ,
+            scheduled_for=t0,
+            attempt=attempt,
+            target_type=TargetType.HTTP,
+            status=status,  # type: ignore[arg-type]
+            started_at=at,
+            finished_at=at,
+            duration_ms=1,
+            will_retry=status is RunStatus.FAILED,
+        )
+
+    events = [
+        started(cid, 1),
+        started(other, 1),
+        completed(cid, 1, RunStatus.FAILED),
+        started(cid, 2),
+        completed(other, 1, RunStatus.SUCCESS),
+        completed(cid, 2, RunStatus.SUCCESS),
+    ]
+    batch = [(e, seq) for seq, e in enumerate(events, start=1)]
+    async with engine.begin() as conn:
+        await views.run_events(conn, batch)
+        runs = {
+            r.id: r.status
+            for r in await conn.execute(
+                select(chrono_runs).where(chrono_runs.c.chrono_id.in_([cid, other]))
+            )
+        }
+        last = {
+            r.chrono_id: (r.last_run_id, r.last_run_status)
+            for r in await conn.execute(
+                select(chrono_run_state).where(chrono_run_state.c.chrono_id.in_([cid, other]))
+            )
+        }
+    occ, occ_other = occurrence_id(cid, t0), occurrence_id(other, t0)
+    assert runs == {
+        run_id(occ, 1): "FAILED",
+        run_id(occ, 2): "SUCCESS",
+        run_id(occ_other, 1): "SUCCESS",
+    }
+    assert last == {
+        cid: (run_id(occ, 2), "SUCCESS"),
+        other: (run_id(occ_other, 1), "SUCCESS"),
+    }
+
+
+async def test_a_lingering_drain_takes_what_arrives_meanwhile() -> None:
+    """Run history waits for company after a first event; lifecycle events do not."""
+    import asyncio
+
+    from chronoflow_api.projector.consumer import drain
+
+    for linger, expected in ((0.0, ["first"]), (0.05, ["first", "second", "third"])):
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        inbox.put_nowait("first")
+        taking = asyncio.create_task(drain(inbox, 500, linger=linger))
+        await asyncio.sleep(0)  # drain has the first event and decides whether to wait
+        inbox.put_nowait("second")
+        inbox.put_nowait("third")
+        taken: list[Any] = await taking
+        assert taken == expected

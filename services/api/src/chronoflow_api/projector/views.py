@@ -1,6 +1,7 @@
-"""How each event changes the read models: one function per event type, SQL only.
+"""How each event changes the read models: one function per event type (run history's three
+share one), SQL only.
 
-Each function receives a run of consecutive events of its type (in stream order) and runs
+Each function receives a run of consecutive events it handles (in stream order) and runs
 inside the projector's batch transaction, so the changes and the stream checkpoint that
 covers them commit together. Inserts and upserts go as one executemany per run (executed row
 by row, in order), which lets the projector keep up with thousands of run events a second.
@@ -218,7 +219,11 @@ def _run_identity(e: RunStarted | RunCompleted | RunSkipped) -> dict[str, Any]:
 _RUN_COLUMNS = [c.name for c in chrono_runs.columns if c.name != "id"]
 _run_stmt = insert(chrono_runs)
 _run_upsert = _run_stmt.on_conflict_do_update(
-    index_elements=["id"], set_={c: _run_stmt.excluded[c] for c in _RUN_COLUMNS}
+    index_elements=["id"],
+    set_={c: _run_stmt.excluded[c] for c in _RUN_COLUMNS},
+    # A RUNNING row never replaces one that exists: that is the attempt's outcome, applied
+    # first when its RunStarted came late (or the same start again).
+    where=_run_stmt.excluded.status != RunStatus.RUNNING.value,
 )
 
 
@@ -227,69 +232,68 @@ def _run_row(**values: Any) -> dict[str, Any]:
     return dict.fromkeys(_RUN_COLUMNS) | values
 
 
-async def run_started(conn: AsyncConnection, batch: Batch) -> None:
-    """RUNNING rows (unless the completion was applied already)."""
+def _started(e: RunStarted) -> tuple[dict[str, Any], dict[str, Any]]:
+    row = _run_row(
+        **_run_identity(e),
+        target_type=e.target_type.value,
+        status=RunStatus.RUNNING.value,
+        started_at=e.started_at,
+        will_retry=False,
+    )
+    return row, _last_run(e.chrono_id, e.run_id, e.started_at, RunStatus.RUNNING)
+
+
+def _completed(e: RunCompleted) -> tuple[dict[str, Any], dict[str, Any]]:
+    row = _run_row(
+        **_run_identity(e),
+        target_type=e.target_type.value,
+        status=e.status.value,
+        started_at=e.started_at,
+        finished_at=e.finished_at,
+        duration_ms=e.duration_ms,
+        http_status=e.http_status,
+        response_snippet=e.response_snippet,
+        error_message=e.error_message,
+        result=e.result,
+        will_retry=e.will_retry,
+    )
+    return row, _last_run(e.chrono_id, e.run_id, e.started_at, RunStatus(e.status))
+
+
+def _skipped(e: RunSkipped) -> tuple[dict[str, Any], dict[str, Any]]:
+    many = f" ({e.coalesced} occurrences)" if e.coalesced > 1 else ""
+    row = _run_row(
+        **_run_identity(e),
+        status=RunStatus.SKIPPED.value,
+        started_at=e.occurred_at,
+        finished_at=e.occurred_at,
+        duration_ms=0,
+        error_message=f"skipped: {e.reason.value}{many}",
+        result={"reason": e.reason.value, "coalesced": e.coalesced},
+        will_retry=False,
+    )
+    return row, _last_run(e.chrono_id, e.run_id, e.occurred_at, RunStatus.SKIPPED)
+
+
+async def run_events(conn: AsyncConnection, batch: Batch) -> None:
+    """RunStarted (a RUNNING row), RunCompleted (the attempt's outcome) and RunSkipped (a
+    SKIPPED row saying why, and how many occurrences it stands for), mixed, in stream order.
+
+    One statement for the run rows and one for each chrono's last run, however the types
+    interleave: runs in flight interleave starts and outcomes, and a statement per stretch of
+    one type cost the projector a round trip per event at moderate rates.
+    """
     rows, last = [], []
     for e, _ in batch:
-        assert isinstance(e, RunStarted)
-        rows.append(
-            _run_row(
-                **_run_identity(e),
-                target_type=e.target_type.value,
-                status=RunStatus.RUNNING.value,
-                started_at=e.started_at,
-                will_retry=False,
-            )
-        )
-        last.append(_last_run(e.chrono_id, e.run_id, e.started_at, RunStatus.RUNNING))
-    await conn.execute(insert(chrono_runs).on_conflict_do_nothing(), rows)
-    await conn.execute(_last_run_upsert, last)
-
-
-async def run_completed(conn: AsyncConnection, batch: Batch) -> None:
-    """Each attempt's outcome."""
-    rows, last = [], []
-    for e, _ in batch:
-        assert isinstance(e, RunCompleted)
-        rows.append(
-            _run_row(
-                **_run_identity(e),
-                target_type=e.target_type.value,
-                status=e.status.value,
-                started_at=e.started_at,
-                finished_at=e.finished_at,
-                duration_ms=e.duration_ms,
-                http_status=e.http_status,
-                response_snippet=e.response_snippet,
-                error_message=e.error_message,
-                result=e.result,
-                will_retry=e.will_retry,
-            )
-        )
-        last.append(_last_run(e.chrono_id, e.run_id, e.started_at, RunStatus(e.status)))
-    await conn.execute(_run_upsert, rows)
-    await conn.execute(_last_run_upsert, last)
-
-
-async def run_skipped(conn: AsyncConnection, batch: Batch) -> None:
-    """SKIPPED rows saying why (and how many occurrences each stands for)."""
-    rows, last = [], []
-    for e, _ in batch:
-        assert isinstance(e, RunSkipped)
-        many = f" ({e.coalesced} occurrences)" if e.coalesced > 1 else ""
-        rows.append(
-            _run_row(
-                **_run_identity(e),
-                status=RunStatus.SKIPPED.value,
-                started_at=e.occurred_at,
-                finished_at=e.occurred_at,
-                duration_ms=0,
-                error_message=f"skipped: {e.reason.value}{many}",
-                result={"reason": e.reason.value, "coalesced": e.coalesced},
-                will_retry=False,
-            )
-        )
-        last.append(_last_run(e.chrono_id, e.run_id, e.occurred_at, RunStatus.SKIPPED))
+        if isinstance(e, RunStarted):
+            row, newest = _started(e)
+        elif isinstance(e, RunCompleted):
+            row, newest = _completed(e)
+        else:
+            assert isinstance(e, RunSkipped)
+            row, newest = _skipped(e)
+        rows.append(row)
+        last.append(newest)
     await conn.execute(_run_upsert, rows)
     await conn.execute(_last_run_upsert, last)
 
@@ -414,9 +418,9 @@ APPLY: dict[str, Apply] = {
     ChronoTriggered.TYPE: chrono_triggered,
     ChronoDeleted.TYPE: chrono_deleted,
     RunRequested.TYPE: _ignore,
-    RunStarted.TYPE: run_started,
-    RunCompleted.TYPE: run_completed,
-    RunSkipped.TYPE: run_skipped,
+    RunStarted.TYPE: run_events,
+    RunCompleted.TYPE: run_events,
+    RunSkipped.TYPE: run_events,
     ScheduleArmed.TYPE: schedule_armed,
     ChannelCreated.TYPE: channel_created,
     ChannelUpdated.TYPE: channel_updated,
