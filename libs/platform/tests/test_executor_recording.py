@@ -1,4 +1,5 @@
-"""Run events go to CF_RUNS in atomic batches, and duplicates still say where the original is."""
+"""Run events go to CF_RUNS in atomic batches (plain concurrent publishes when few), and
+duplicates still say where the original is."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from chronoflow_contracts.base import utc_now
 from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import RunStarted, occurrence_id, run_id
 from chronoflow_platform.executor.recording import EventRecorder
+from chronoflow_platform.publishing import ATOMIC_MIN_BATCH
 
 
 def started(chrono_id: str, n: int) -> RunStarted:
@@ -56,7 +58,8 @@ async def test_a_duplicate_in_a_batch_is_found_and_the_rest_stored(
     subject = names.runs_subject(chrono_id)
     first = started(chrono_id, 1)
     [original] = await asyncio.gather(recorder.record(subject, first, msg_id=f"t-{first.run_id}"))
-    others = [started(chrono_id, n) for n in range(2, 6)]
+    # Enough for an atomic batch, which the duplicate makes the server refuse whole.
+    others = [started(chrono_id, n) for n in range(2, ATOMIC_MIN_BATCH + 2)]
     results = await asyncio.gather(
         recorder.record(subject, first, msg_id=f"t-{first.run_id}"),
         *(recorder.record(subject, e, msg_id=f"t-{e.run_id}") for e in others),
@@ -65,7 +68,7 @@ async def test_a_duplicate_in_a_batch_is_found_and_the_rest_stored(
     assert results[0].seq == original.seq
     assert not any(r.duplicate for r in results[1:])
     info = await js.stream_info(names.RUNS_STREAM, subjects_filter=subject)
-    assert (info.state.subjects or {})[subject] == 5
+    assert (info.state.subjects or {})[subject] == ATOMIC_MIN_BATCH + 1
     await recorder.close()
 
 
@@ -79,11 +82,18 @@ async def test_without_atomic_batches_events_are_stored_one_by_one(
         recorder = EventRecorder(nc, js)
         chrono_id = new_id()
         subject = names.runs_subject(chrono_id)
-        events = [started(chrono_id, n) for n in range(1, 4)]
+        few = [started(chrono_id, n) for n in range(1, 4)]
         stored = await asyncio.gather(
-            *(recorder.record(subject, e, msg_id=f"t-{e.run_id}") for e in events)
+            *(recorder.record(subject, e, msg_id=f"t-{e.run_id}") for e in few)
         )
         assert len({s.seq for s in stored}) == 3
+        still_atomic = recorder.atomic
+        assert still_atomic is True  # too few to try a batch
+        many = [started(chrono_id, n) for n in range(4, ATOMIC_MIN_BATCH + 4)]
+        stored = await asyncio.gather(
+            *(recorder.record(subject, e, msg_id=f"t-{e.run_id}") for e in many)
+        )
+        assert len({s.seq for s in stored}) == ATOMIC_MIN_BATCH
         assert recorder.atomic is False
         await recorder.close()
     finally:

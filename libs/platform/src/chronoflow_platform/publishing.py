@@ -8,6 +8,14 @@ from nats.js.api import PubAck
 from chronoflow_contracts import Event, encode, names
 from chronoflow_platform.telemetry import inject
 
+#: The smallest batch worth writing as one JetStream atomic batch. nats-server (2.15) stages
+#: every atomic batch in a file store of its own (a directory, a metadata file synced to
+#: disk, then removed), about 2.3 ms of its CPU per batch whatever its size, while
+#: concurrent plain publishes cost it 0.1-0.37 ms each (measured on a 2-core box with
+#: ``sync_interval: always``: 30 messages cost the same either way). Smaller batches go out
+#: as concurrent plain publishes.
+ATOMIC_MIN_BATCH = 30
+
 
 def event_headers(
     event: Event,

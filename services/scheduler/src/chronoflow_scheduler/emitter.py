@@ -7,7 +7,9 @@ one-shot fires, is coalesced the same way on the event stream: an atomic batch a
 message's own ``Nats-Expected-Last-Subject-Sequence``, so every finish keeps its
 compare-and-set. A batch the server refuses whole (a duplicate message id from a
 redelivery, one chrono that changed meanwhile) is then written one message at a time, so
-only the offending message is dropped or refused.
+only the offending message is dropped or refused. Fewer than ``ATOMIC_MIN_BATCH`` messages
+go out as concurrent plain publishes: nats-server stages each atomic batch on disk, which
+costs it more than a few single writes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from nats.js.errors import APIError
 from chronoflow_contracts import encode, names
 from chronoflow_contracts.chrono import ChronoFinished
 from chronoflow_contracts.runs import RunRequested, RunSkipped, ScheduleArmed
-from chronoflow_platform.publishing import event_headers, publish_event
+from chronoflow_platform.publishing import ATOMIC_MIN_BATCH, event_headers, publish_event
 from chronoflow_scheduler.domain import armed_msg_id, finished_msg_id, skipped_msg_id, target_kind
 
 log = logging.getLogger(__name__)
@@ -171,7 +173,7 @@ class AtomicBatcher:
         self._slots.release()
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        if len(batch) > 1 and self._atomic:
+        if len(batch) >= ATOMIC_MIN_BATCH and self._atomic:
             try:
                 await self._commit_atomic(batch)
             except APIError as exc:

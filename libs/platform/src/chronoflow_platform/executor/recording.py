@@ -3,7 +3,9 @@
 With ``sync_interval: always`` every stored message costs a disk sync, which caps one stream
 at roughly 1,500 messages/s on a small machine; each run writes two (RunStarted and
 RunCompleted). Events queued in the same turn of the event loop, or while earlier batches are
-being stored, go out as one atomic batch: one sync for all of them. A batch holding a
+being stored, go out together: as one atomic batch (one sync for all of them) when there are
+at least ``ATOMIC_MIN_BATCH``, else as concurrent plain publishes, which cost nats-server
+less than a small atomic batch (see ``chronoflow_platform.publishing``). A batch holding a
 duplicate message id (a redelivered run) is refused whole by the server; its events are then
 stored one by one, so each learns whether it was a duplicate and where the original is.
 """
@@ -21,7 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from chronoflow_contracts import Event, encode
-from chronoflow_platform.publishing import event_headers
+from chronoflow_platform.publishing import ATOMIC_MIN_BATCH, event_headers
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ class EventRecorder:
             self._kick()
 
     async def _flush(self, batch: list[_Pending]) -> None:
-        if len(batch) > 1 and self.atomic:
+        if len(batch) >= ATOMIC_MIN_BATCH and self.atomic:
             try:
                 last = await self._commit_atomic(batch)
             except APIError as exc:
