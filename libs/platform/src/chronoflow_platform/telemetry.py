@@ -159,8 +159,13 @@ def _links(carrier: Mapping[str, str]) -> list[Link]:
 
 
 def inject(headers: dict[str, str]) -> dict[str, str]:
-    """Add the current trace context to outgoing message headers (returns them)."""
-    propagate.inject(headers)
+    """Add the current trace context to outgoing message headers (returns them).
+
+    Nothing to add in a process that does not trace: :func:`consumer_span` makes no span
+    current there, so no context is carried (and every event would pay for the propagators
+    finding that out)."""
+    if tracing_active():
+        propagate.inject(headers)
     return headers
 
 

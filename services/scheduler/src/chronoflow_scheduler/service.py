@@ -32,8 +32,9 @@ from chronoflow_scheduler.settings import SchedulerSettings
 log = logging.getLogger(__name__)
 
 _RECONCILE_RETRY_SECONDS = 5.0
-#: How long a ChronoFinished waits for others to share its atomic batch (and disk sync). It
-#: only delays the fire's acknowledgement and the read model's "inactive", never a run.
+#: How long a ChronoFinished waits for others to go out with it (as one atomic batch and
+#: disk sync once there are enough of them). It only delays the fire's acknowledgement and
+#: the read model's "inactive", never a run.
 _FINISH_LINGER_SECONDS = 0.02
 #: Automatic full collections: practically never. A full collection walks every tracked
 #: object and stops the event loop meanwhile; with 4,000 fires held (the spread benchmark) one
