@@ -10,11 +10,12 @@ from chronoflow_platform.telemetry import inject
 
 #: The smallest batch worth writing as one JetStream atomic batch. nats-server (2.15) stages
 #: every atomic batch in a file store of its own (a directory, a metadata file synced to
-#: disk, then removed), about 2.3 ms of its CPU per batch whatever its size, while
-#: concurrent plain publishes cost it 0.1-0.37 ms each (measured on a 2-core box with
-#: ``sync_interval: always``: 30 messages cost the same either way). Smaller batches go out
-#: as concurrent plain publishes.
-ATOMIC_MIN_BATCH = 30
+#: disk, then removed): 2.1 ms of its CPU for 2 messages, 2.4 ms for 10, 4.3 ms for 100,
+#: while concurrent plain publishes cost it 0.09-0.29 ms each and the publisher a PubAck
+#: each. Counting both sides, plain publishes are cheaper up to about 10 messages and an
+#: atomic batch from about 20 (measured on a 2-core box with ``sync_interval: always``, see
+#: docs/benchmarks.md). Smaller batches go out as concurrent plain publishes.
+ATOMIC_MIN_BATCH = 16
 
 
 def event_headers(
