@@ -1,8 +1,10 @@
-"""The run ledger against a real nats-server: events in order, the first recorded outcome wins,
-retries wait in CF_WORK as ``@at`` schedules (carrying the result when asked), give-ups."""
+"""The run ledger against a real nats-server: events in order (a fast attempt's two in one
+batch), the first recorded outcome wins, retries wait in CF_WORK as ``@at`` schedules (carrying
+the result when asked), give-ups."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -69,6 +71,98 @@ async def history(js: JetStreamContext, chrono_id: str) -> list[Event]:
         return events
     finally:
         await sub.unsubscribe()
+
+
+async def stored(js: JetStreamContext, chrono_id: str) -> list[tuple[int, str, str]]:
+    """Stream sequence, event type and batch id of each of the chrono's run events."""
+    sub = await js.subscribe(names.runs_subject(chrono_id), ordered_consumer=True)
+    found: list[tuple[int, str, str]] = []
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=0.5)
+            headers = msg.headers or {}
+            found.append(
+                (
+                    msg.metadata.sequence.stream,
+                    headers[names.EVENT_TYPE],
+                    headers.get("Nats-Batch-Id", ""),
+                )
+            )
+    except TimeoutError:
+        return found
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_fast_attempt_stores_both_events_together_in_order(
+    js: JetStreamContext, ledger: RunLedger
+) -> None:
+    first = request()
+    run = ledger.open(first)
+    # Closed while RunStarted still lingers in the recorder, as after a fast webhook.
+    await ledger.close(run, run.finish(), status=RunStatus.SUCCESS, due=None)
+    [(seq_started, started, batch), (seq_completed, completed, other_batch)] = await stored(
+        js, first.chrono_id
+    )
+    assert (started, completed) == (RunStarted.TYPE, RunCompleted.TYPE)
+    assert seq_completed == seq_started + 1
+    # Two are too few for an atomic batch: plain publishes, RunCompleted once RunStarted is in
+    # (a group in an atomic batch: test_executor_recording).
+    assert (batch, other_batch) == ("", "")
+
+
+async def test_waiting_for_run_started_does_not_wait_for_the_linger(
+    nc: NatsClient, js: JetStreamContext, registry: CollectorRegistry
+) -> None:
+    metrics = RunMetrics.register(registry, "message", duration_help="test")
+    recorder = EventRecorder(nc, js, linger=3600)
+    ledger = RunLedger(js=js, recorder=recorder, metrics=metrics)
+    first = request()
+    run = ledger.open(first)
+    # Bounded only so that waiting out the hour-long linger fails instead of hanging.
+    await asyncio.wait_for(run.wait_started(), 30)
+    [(seq, event_type, _)] = await stored(js, first.chrono_id)
+    assert (seq, event_type) == (run.started.result().seq, RunStarted.TYPE)
+    await recorder.close()
+
+
+async def test_an_attempt_closed_while_run_started_is_being_stored_follows_it(
+    js: JetStreamContext, ledger: RunLedger
+) -> None:
+    first = request()
+    run = ledger.open(first)
+    waiting = asyncio.create_task(run.wait_started())
+    # Two turns: wait_started asks for the flush, then the flush takes RunStarted into a batch.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not run.started.done()
+    await ledger.close(run, run.finish(), status=RunStatus.SUCCESS, due=None)
+    await waiting
+    [(seq_started, started, batch), (seq_completed, completed, other_batch)] = await stored(
+        js, first.chrono_id
+    )
+    assert (started, completed) == (RunStarted.TYPE, RunCompleted.TYPE)
+    assert seq_completed > seq_started
+    assert (batch, other_batch) == ("", "")  # each alone, RunCompleted once RunStarted was in
+
+
+async def test_a_redelivery_after_only_run_started_was_stored_completes_the_history(
+    js: JetStreamContext, ledger: RunLedger, registry: CollectorRegistry
+) -> None:
+    first = request()
+    crashed = ledger.open(first)
+    await crashed.wait_started()
+    # The redelivery's RunStarted is a duplicate in the batch with its RunCompleted: the
+    # batch is refused whole and its events are stored one by one, in order.
+    again = ledger.open(first)
+    completed = await ledger.close(again, again.finish(), status=RunStatus.SUCCESS, due=None)
+    events = await history(js, first.chrono_id)
+    assert [type(e) for e in events] == [RunStarted, RunCompleted]
+    assert events[1] == completed
+    counted = registry.get_sample_value(
+        "chronoflow_runs_total", {"target": "message", "status": "SUCCESS"}
+    )
+    assert counted == 1.0
 
 
 async def test_a_retry_waits_as_a_schedule_and_a_redelivery_follows_the_first_outcome(

@@ -1,9 +1,10 @@
 """What every executor records about an attempt, and how the next attempt is queued.
 
 An attempt is opened (its RunStarted queued on the recorder), then closed (its RunCompleted
-stored, and the retry scheduled when it is to be retried). Message ids come from the run id,
-so a redelivered request's copies are dropped by JetStream, and the outcome recorded first is
-the one whose retry follows.
+stored after it, in the same atomic batch while RunStarted is still queued, and the retry
+scheduled when it is to be retried). Message ids come from the run id, so a redelivered
+request's copies are dropped by JetStream, and the outcome recorded first is the one whose
+retry follows.
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ class OpenRun:
     request: RunRequested
     started_at: datetime
     started: asyncio.Future[Stored] = field(repr=False)
+    _recorder: EventRecorder = field(repr=False)
     _clock: float = field(default_factory=time.perf_counter, repr=False)
 
     async def wait_started(self) -> None:
-        """Wait until RunStarted is stored; the attempt's duration counts from now."""
+        """Wait until RunStarted is stored (sent at once, not after the recorder's linger);
+        the attempt's duration counts from now."""
+        self._recorder.flush()
         await self.started
         self._clock = time.perf_counter()
 
@@ -97,7 +101,7 @@ class RunLedger:
             names.runs_subject(request.chrono_id), event, msg_id=started_msg_id(request.run_id)
         )
         stored.add_done_callback(_observed)
-        return OpenRun(request, started_at, stored)
+        return OpenRun(request, started_at, stored, self._recorder)
 
     async def close(
         self,
@@ -133,12 +137,13 @@ class RunLedger:
             result=result,
             will_retry=due is not None,
         )
-        # Awaited before the outcome, so history reads RunStarted then RunCompleted.
-        await run.started
+        # After RunStarted, so history reads RunStarted then RunCompleted; in the same batch
+        # (one disk sync) when RunStarted is still queued, as after a fast webhook.
         stored = await self._recorder.record(
             names.runs_subject(request.chrono_id),
             completed,
             msg_id=completed_msg_id(request.run_id),
+            after=run.started,
         )
         if stored.duplicate:
             # An earlier delivery recorded this attempt; its outcome is the one that counts.
