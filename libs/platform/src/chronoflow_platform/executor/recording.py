@@ -2,15 +2,17 @@
 
 With ``sync_interval: always`` every stored message costs a disk sync, which caps one stream
 at roughly 1,500 messages/s on a small machine; each run writes two (RunStarted and
-RunCompleted). Events go out as one atomic batch, one sync for all of them, when they are
-queued while earlier batches are being stored (under load), or within :data:`LINGER` of the
-first of them (at moderate rates, where nothing else would wait with them). A caller that
-needs its event stored promptly calls :meth:`EventRecorder.flush`. An event recorded *after*
-another that is still queued joins its group, which goes out whole and in order in one batch:
-a fast attempt's RunStarted and RunCompleted cost one sync. A batch holding a duplicate
-message id (a redelivered run) is refused whole by the server; its events are then stored one
-by one (a group's in order), so each learns whether it was a duplicate and where the original
-is.
+RunCompleted). Events go out as one atomic batch, one request and acknowledgement for all of
+them (and, when many arrive at once, a sync for many), when they are queued while earlier
+batches are being stored (under load), or within :data:`LINGER` of the first of them (at
+moderate rates, where nothing else would wait with them). A caller that needs its event
+stored promptly calls :meth:`EventRecorder.flush`. An event recorded *after* another that is
+still queued joins its group, which goes out whole and in order in one batch: a fast
+attempt's RunStarted and RunCompleted are one write. (nats-server 2.15.1 still syncs each
+message of a small batch; see docs/benchmarks.md, "Run events linger".) A batch holding a
+duplicate message id (a redelivered run) is refused whole by the server; its events are then
+stored one by one (a group's in order), so each learns whether it was a duplicate and where
+the original is.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ _BATCH_SEQUENCE = "Nats-Batch-Sequence"
 _BATCH_COMMIT = "Nats-Batch-Commit"
 
 #: How long an event waits for others when no batch is being stored. Long enough for a
-#: webhook to a nearby receiver to come back, so an attempt's two events share a sync, and
+#: webhook to a nearby receiver to come back, so an attempt's two events share a write, and
 #: for a few more runs to join at a few hundred runs/s; short against what waits on it (the
 #: work message's ack, which holds a consumer slot, and the run history) and far below the
 #: ack wait. Callers that cannot wait (an executor about to send a message) flush.
