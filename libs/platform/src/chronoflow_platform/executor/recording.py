@@ -4,9 +4,10 @@ With ``sync_interval: always`` every stored message costs a disk sync, which cap
 at roughly 1,500 messages/s on a small machine; each run writes two (RunStarted and
 RunCompleted). Events go out together when they are queued while earlier batches are being
 stored (under load), or within :data:`LINGER` of the first of them (at moderate rates, where
-nothing else would wait with them): as one atomic batch, one sync for all of them, from
-``ATOMIC_MIN_BATCH`` events on, else as concurrent plain publishes, which cost nats-server less
-than a small atomic batch (see ``chronoflow_platform.publishing``). A caller that needs its
+nothing else would wait with them): from ``ATOMIC_MIN_BATCH`` events on as one atomic batch
+(one request and acknowledgement, a fraction of the server's CPU per message), else as
+concurrent plain publishes, which cost both sides less than a small atomic batch (see
+``chronoflow_platform.publishing``). A caller that needs its
 event stored promptly calls :meth:`EventRecorder.flush`. An event recorded *after* another
 that is still queued joins its group, which goes out whole and in order: a fast attempt's
 RunStarted and RunCompleted go out together. A batch holding a duplicate message id (a
@@ -40,7 +41,7 @@ _BATCH_SEQUENCE = "Nats-Batch-Sequence"
 _BATCH_COMMIT = "Nats-Batch-Commit"
 
 #: How long an event waits for others when no batch is being stored. Long enough for a
-#: webhook to a nearby receiver to come back, so an attempt's two events share a sync, and
+#: webhook to a nearby receiver to come back, so an attempt's two events share a write, and
 #: for a few more runs to join at a few hundred runs/s; short against what waits on it (the
 #: work message's ack, which holds a consumer slot, and the run history) and far below the
 #: ack wait. Callers that cannot wait (an executor about to send a message) flush.
