@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import tempfile
 import time
@@ -28,6 +27,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 
 from chronoflow_devstack.embedded import NatsServer
+from chronoflow_platform.publishing import commit_atomic
 
 _BODY = b"x" * 400
 _PAUSE = 0.003
@@ -51,21 +51,12 @@ async def plain(nc: NatsClient, subject: str, size: int) -> None:
 
 
 async def atomic(nc: NatsClient, subject: str, size: int) -> None:
-    """One atomic batch of ``size``, acknowledged once on its commit."""
-    batch = uuid.uuid4().hex
-    for number in range(1, size):
-        headers = {"Nats-Batch-Id": batch, "Nats-Batch-Sequence": str(number)}
-        await nc.publish(subject, _BODY, headers={**headers, "Nats-Msg-Id": uuid.uuid4().hex})
-    headers = {
-        "Nats-Batch-Id": batch,
-        "Nats-Batch-Sequence": str(size),
-        "Nats-Batch-Commit": "1",
-        "Nats-Msg-Id": uuid.uuid4().hex,
-    }
-    reply = await nc.request(subject, _BODY, headers=headers, timeout=10)
-    answer = json.loads(reply.data)
-    if "error" in answer:
-        raise RuntimeError(f"atomic batch refused: {answer['error']}")
+    """One atomic batch of ``size``, acknowledged once on its commit (the recorders' path)."""
+    await commit_atomic(
+        nc,
+        [(subject, _BODY, {"Nats-Msg-Id": uuid.uuid4().hex}) for _ in range(size)],
+        ack_timeout=10,
+    )
 
 
 async def measure(mode: str, size: int, total: int) -> str:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import logging
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -29,23 +27,24 @@ from nats.js.errors import APIError
 from chronoflow_contracts import encode, names
 from chronoflow_contracts.chrono import ChronoFinished
 from chronoflow_contracts.runs import RunRequested, RunSkipped, ScheduleArmed
-from chronoflow_platform.publishing import ATOMIC_MIN_BATCH, event_headers, publish_event
+from chronoflow_platform.publishing import (
+    ATOMIC_DISABLED,
+    ATOMIC_MIN_BATCH,
+    BATCH_DUPLICATE_ID,
+    commit_atomic,
+    event_headers,
+    publish_event,
+)
 from chronoflow_scheduler.domain import armed_msg_id, finished_msg_id, skipped_msg_id, target_kind
 
 log = logging.getLogger(__name__)
 
 #: JetStream's error codes the scheduler acts on.
 WRONG_LAST_SEQUENCE = 10071
-ATOMIC_DISABLED = 10174
-BATCH_DUPLICATE_ID = 10201
 
 #: Why the server may refuse a whole batch because of one message in it: expected, and
 #: settled by writing the messages one by one.
 _REFUSED_FOR_ONE = frozenset({WRONG_LAST_SEQUENCE, BATCH_DUPLICATE_ID})
-
-_BATCH_ID = "Nats-Batch-Id"
-_BATCH_SEQUENCE = "Nats-Batch-Sequence"
-_BATCH_COMMIT = "Nats-Batch-Commit"
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,11 @@ class AtomicBatcher:
     async def _flush(self, batch: list[_Pending]) -> None:
         if len(batch) >= ATOMIC_MIN_BATCH and self._atomic:
             try:
-                await self._commit_atomic(batch)
+                await commit_atomic(
+                    self._nc,
+                    [(p.message.subject, p.message.body, p.message.headers) for p in batch],
+                    ack_timeout=10,
+                )
             except APIError as exc:
                 if exc.err_code == ATOMIC_DISABLED:
                     log.info("atomic batches disabled on %s; writing one by one", self._stream)
@@ -190,24 +193,6 @@ class AtomicBatcher:
                         p.done.set_result(None)
                 return
         await asyncio.gather(*(self._single(p) for p in batch))
-
-    async def _commit_atomic(self, batch: list[_Pending]) -> None:
-        batch_id = uuid.uuid4().hex
-        last = len(batch)
-        for i, p in enumerate(batch[:-1], start=1):
-            headers = {**p.message.headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(i)}
-            await self._nc.publish(p.message.subject, p.message.body, headers=headers)
-        tail = batch[-1].message
-        headers = {
-            **tail.headers,
-            _BATCH_ID: batch_id,
-            _BATCH_SEQUENCE: str(last),
-            _BATCH_COMMIT: "1",
-        }
-        reply = await self._nc.request(tail.subject, tail.body, headers=headers, timeout=10)
-        answer = json.loads(reply.data)
-        if "error" in answer:
-            raise APIError.from_error(answer["error"])
 
     async def _single(self, p: _Pending) -> None:
         if p.done.done():

@@ -18,9 +18,7 @@ group's in order), so each learns whether it was a duplicate and where the origi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -29,16 +27,16 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError
 
 from chronoflow_contracts import Event, encode
-from chronoflow_platform.publishing import ATOMIC_MIN_BATCH, event_headers
+from chronoflow_platform.publishing import (
+    ATOMIC_DISABLED,
+    ATOMIC_MIN_BATCH,
+    BATCH_DUPLICATE_ID,
+    commit_atomic,
+    event_headers,
+)
 
 log = logging.getLogger(__name__)
 
-#: JetStream error codes of atomic batch publishing.
-ATOMIC_DISABLED = 10174
-BATCH_DUPLICATE_ID = 10201
-_BATCH_ID = "Nats-Batch-Id"
-_BATCH_SEQUENCE = "Nats-Batch-Sequence"
-_BATCH_COMMIT = "Nats-Batch-Commit"
 
 #: How long an event waits for others when no batch is being stored. Long enough for a
 #: webhook to a nearby receiver to come back, so an attempt's two events share a write, and
@@ -224,7 +222,11 @@ class EventRecorder:
         batch = [pending for group in groups for pending in group]
         if len(batch) >= ATOMIC_MIN_BATCH and self.atomic:
             try:
-                last = await self._commit_atomic(batch)
+                last = await commit_atomic(
+                    self._nc,
+                    [(p.subject, p.body, p.headers) for p in batch],
+                    ack_timeout=self._timeout,
+                )
             except APIError as exc:
                 if exc.err_code == ATOMIC_DISABLED:
                     log.warning("atomic batches are disabled on the runs stream; one by one")
@@ -240,26 +242,6 @@ class EventRecorder:
                         pending.done.set_result(Stored(first + offset))
                 return
         await asyncio.gather(*(self._one_by_one(group) for group in groups))
-
-    async def _commit_atomic(self, batch: list[_Pending]) -> int:
-        batch_id = uuid.uuid4().hex
-        for number, pending in enumerate(batch[:-1], start=1):
-            headers = {**pending.headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(number)}
-            await self._nc.publish(pending.subject, pending.body, headers=headers)
-        tail = batch[-1]
-        headers = {
-            **tail.headers,
-            _BATCH_ID: batch_id,
-            _BATCH_SEQUENCE: str(len(batch)),
-            _BATCH_COMMIT: "1",
-        }
-        reply = await self._nc.request(
-            tail.subject, tail.body, headers=headers, timeout=self._timeout
-        )
-        answer = json.loads(reply.data)
-        if "error" in answer:
-            raise APIError.from_error(answer["error"])
-        return int(answer["seq"])
 
     async def _one_by_one(self, group: _Group) -> None:
         """Store a group's events in order, each once the one before is; stop at a failure."""
