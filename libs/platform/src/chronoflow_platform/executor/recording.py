@@ -7,12 +7,12 @@ stored (under load), or within :data:`LINGER` of the first of them (at moderate 
 nothing else would wait with them): from ``ATOMIC_MIN_BATCH`` events on as one atomic batch
 (one request and acknowledgement, a fraction of the server's CPU per message), else as
 concurrent plain publishes, which cost both sides less than a small atomic batch (see
-``chronoflow_platform.publishing``). A caller that needs its
-event stored promptly calls :meth:`EventRecorder.flush`. An event recorded *after* another
-that is still queued joins its group, which goes out whole and in order: a fast attempt's
-RunStarted and RunCompleted go out together. A batch holding a duplicate message id (a
-redelivered run) is refused whole by the server; its events are then stored one by one (a
-group's in order), so each learns whether it was a duplicate and where the original is.
+``chronoflow_platform.publishing``). A caller that needs its event stored promptly calls
+:meth:`EventRecorder.flush`. An event recorded *after* another that is still queued joins its
+group, which goes out whole and in order: a fast attempt's RunStarted and RunCompleted go out
+together. A batch holding a duplicate message id (a redelivered run) is refused whole by the
+server; its events are then stored one by one (a group's in order), so each learns whether it
+was a duplicate and where the original is.
 """
 
 from __future__ import annotations
