@@ -100,7 +100,10 @@ class Scheduler:
         self.store = ScheduleStore(js, self.emitter, lead_seconds=settings.fire_lead_seconds)
         self.events = EventLog(js)
         self.watch = ChangeWatch(nc)
-        self.readmodel = ReadModel(engine)
+        # The scheduler only reads, one statement at a time: around each, a transaction would
+        # only add a BEGIN and a ROLLBACK round trip (each statement sees committed data
+        # either way).
+        self.readmodel = ReadModel(engine.execution_options(isolation_level="AUTOCOMMIT"))
         self.fire = FireService(
             store=self.store,
             events=self.events,
