@@ -287,31 +287,29 @@ async def test_run_events_interleaved_in_one_batch_apply_in_stream_order(
     cid, other = new_id(), new_id()
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
 
-    def started(chrono: str, attempt: int) -> RunStarted:
+    def attempt_of(chrono: str, attempt: int) -> dict[str, Any]:
         occ = occurrence_id(chrono, t0)
-        return RunStarted(
-            chrono_id=chrono,
-            run_id=run_id(occ, attempt),
-            occurrence_id=occ,
-            scheduled_for=t0,
-            attempt=attempt,
-            target_type=TargetType.HTTP,
-            started_at=t0 + timedelta(seconds=attempt),
-        )
+        return {
+            "chrono_id": chrono,
+            "run_id": run_id(occ, attempt),
+            "occurrence_id": occ,
+            "scheduled_for": t0,
+            "attempt": attempt,
+            "target_type": TargetType.HTTP,
+            "started_at": t0 + timedelta(seconds=attempt),
+        }
 
-    def completed(chrono: str, attempt: int, status: RunStatus) -> RunCompleted:
-        occ = occurrence_id(chrono, t0)
-        at = t0 + timedelta(seconds=attempt)
+    def started(chrono: str, attempt: int) -> RunStarted:
+        return RunStarted(**attempt_of(chrono, attempt))
+
+    def completed(
+        chrono: str, attempt: int, status: Literal[RunStatus.FAILED, RunStatus.SUCCESS]
+    ) -> RunCompleted:
+        fields = attempt_of(chrono, attempt)
         return RunCompleted(
-            chrono_id=chrono,
-            run_id=run_id(occ, attempt),
-            occurrence_id=occ,
-            scheduled_for=t0,
-            attempt=attempt,
-            target_type=TargetType.HTTP,
-            status=status,  # type: ignore[arg-type]
-            started_at=at,
-            finished_at=at,
+            **fields,
+            status=status,
+            finished_at=fields["started_at"],
             duration_ms=1,
             will_retry=status is RunStatus.FAILED,
         )
