@@ -16,11 +16,12 @@ from chronoflow_platform.telemetry import inject
 
 #: The smallest batch worth writing as one JetStream atomic batch. nats-server (2.15) stages
 #: every atomic batch in a file store of its own (a directory, a metadata file synced to
-#: disk, then removed): 2.1 ms of its CPU for 2 messages, 2.4 ms for 10, 4.3 ms for 100,
-#: while concurrent plain publishes cost it 0.09-0.29 ms each and the publisher a PubAck
-#: each. Counting both sides, plain publishes are cheaper up to about 10 messages and an
-#: atomic batch from about 20 (measured on a 2-core box with ``sync_interval: always``, see
-#: docs/benchmarks.md). Smaller batches go out as concurrent plain publishes.
+#: disk, then removed): 2.3-2.5 ms of its CPU for 2 messages, 2.1-2.4 ms for 10, 3-4 ms for
+#: 100, while plain publishes cost it 0.36-0.42 ms alone and 0.08-0.14 ms each among a few
+#: dozen, and the publisher a PubAck each. Counting both sides, plain publishes are cheaper up
+#: to about 10 messages and an atomic batch from about 20 (``bench/bench_jetstream_writes.py``
+#: on a 2-core box with ``sync_interval: always``, docs/benchmarks.md). Smaller batches go
+#: out as concurrent plain publishes.
 ATOMIC_MIN_BATCH = 16
 
 #: JetStream's error codes of atomic batch publishing.
