@@ -1,7 +1,7 @@
 """What every executor records about an attempt, and how the next attempt is queued.
 
 An attempt is opened (its RunStarted queued on the recorder), then closed (its RunCompleted
-stored after it, in the same atomic batch while RunStarted is still queued, and the retry
+stored after it, going out together with it while RunStarted is still queued, and the retry
 scheduled when it is to be retried). Message ids come from the run id, so a redelivered
 request's copies are dropped by JetStream, and the outcome recorded first is the one whose
 retry follows.
@@ -138,7 +138,7 @@ class RunLedger:
             will_retry=due is not None,
         )
         # After RunStarted, so history reads RunStarted then RunCompleted; in the same batch
-        # (one disk sync) when RunStarted is still queued, as after a fast webhook.
+        # when RunStarted is still queued, as after a fast webhook.
         stored = await self._recorder.record(
             names.runs_subject(request.chrono_id),
             completed,
