@@ -10,10 +10,10 @@ projector and N executor-http replicas as separate processes (as deployed), and 
 
 How runs become due (``--via``):
 
-- ``executor`` (default): each RunRequested waits in CF_WORK as a JetStream ``@at`` schedule
-  that nats-server moves to ``cf.work.http`` at the due instant — the same mechanism the
-  executor uses for its own retries, so nothing but nats-server stands between the due
-  instant and the executor;
+- ``executor`` (default): the runs go straight into the work queue — all queued ahead with
+  the executors' durable consumer paused until the instant (burst, sustained), or each
+  published at its due instant (spread) — so nothing but nats-server stands between the
+  due instant and the executors;
 - ``scheduler``: the whole pipeline. One-shot ChronoCreated events are appended as the api
   does, and the scheduler (its own process) fires them into the work queue.
 
