@@ -68,7 +68,9 @@ class UnknownEventError(ValueError):
 
 def encode(event: Event) -> bytes:
     """The JSON body of an event as it goes on the wire (camelCase, type and version included)."""
-    return event.model_dump_json(by_alias=True).encode()
+    # What model_dump_json does, minus decoding pydantic-core's bytes to str and encoding them
+    # back: ~1.5 us of every event written.
+    return type(event).__pydantic_serializer__.to_json(event, by_alias=True)
 
 
 def decode(event_type: str, version: int, body: bytes | str | Mapping[str, Any]) -> Event:
