@@ -21,7 +21,7 @@ def new_id() -> str:
     # Python 3.11 has no uuid.uuid7. RFC 9562 layout: 48-bit ms timestamp, version 7, 12
     # random bits, variant 10, 62 random bits. Written straight as text: going through a
     # 128-bit int and uuid.UUID cost an executor ~2.5 us per event, twice per run.
-    ms = f"{time.time_ns() // 1_000_000 & _MS_MASK:012x}"
+    ms = f"{(time.time_ns() // 1_000_000) & _MS_MASK:012x}"
     # The random bits come from os.urandom for every id (a getrandom call, ~0.4 us), not from
     # the random module: ids reach users (chronos, runs, events) and Mersenne Twister output
     # can be predicted from earlier ids; a pooled buffer would need care across fork() and

@@ -84,7 +84,7 @@ def configure_tracing(
 
 def _record_provider() -> bool:
     """Note whether an SDK tracer provider is installed now (by us or by an OpenTelemetry
-    distro); returns it. A process installs its provider once, at set-up."""
+    distro), and say whether one is. A process installs its provider once, at set-up."""
     global _installed  # noqa: PLW0603 - the once-per-process decision the docstring names
     provider = trace.get_tracer_provider()
     _installed = provider if isinstance(provider, TracerProvider) else None
