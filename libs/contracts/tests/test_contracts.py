@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from chronoflow_contracts import LATEST, UnknownEventError, decode, encode, names
+from chronoflow_contracts import LATEST, UnknownEventError, decode, encode, names, new_id
 from chronoflow_contracts.export import render
 from chronoflow_contracts.registry import EVENT_MODELS
 
@@ -45,6 +47,23 @@ def test_wire_format_is_camel_case_with_type_and_version() -> None:
     assert wire["version"] == 1
     assert "chronoId" in wire
     assert "chrono_id" not in wire
+
+
+def test_ids_are_uuidv7_carrying_the_creation_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [new_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    parsed = [uuid.UUID(text) for text in ids]
+    # Canonical text (lowercase, dashed), version 7 and the RFC 9562 variant on every id.
+    assert [str(u) for u in parsed] == ids
+    assert {u.version for u in parsed} == {7}
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    stamps = [u.int >> 80 for u in parsed]
+    assert before <= stamps[0] <= stamps[-1] <= after
+    assert stamps == sorted(stamps)
+    # 74 random bits each: no repeats, and the variant digit takes all four of its values.
+    assert len(set(ids)) == len(ids)
+    assert {text[19] for text in ids} == set("89ab")
 
 
 def test_unknown_types_and_versions_are_refused_clearly() -> None:

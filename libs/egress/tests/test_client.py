@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 from prometheus_client import CollectorRegistry
 
 from chronoflow_egress import (
@@ -25,6 +27,7 @@ from chronoflow_egress import (
     build_client,
     send_capped,
 )
+from chronoflow_egress.client import _httpx_error
 
 ClientFactory: TypeAlias = Callable[..., httpx.AsyncClient]
 
@@ -476,3 +479,43 @@ async def test_send_capped_runs_hooks_set_on_the_client(
     result = await send_capped(client, httpx.Request("POST", sink.url(), content=b"{}"))
     assert result.status == 200
     assert seen == ["/ok"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        aiohttp.ServerTimeoutError("slow"),
+        aiohttp.SocketTimeoutError("no byte"),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ClientOSError(104, "reset"),
+        aiohttp.ClientPayloadError("cut short"),
+        aiohttp.InvalidUrlClientError("http://"),
+        aiohttp.ClientConnectorError(
+            aiohttp.client_reqrep.ConnectionKey("sink.test", 80, False, True, None, None, None),
+            OSError(111, "refused"),
+        ),
+        aiohttp.ClientResponseError(None, (), status=400),  # type: ignore[arg-type]
+        ValueError("a header aiohttp refuses"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_aiohttp_errors_become_what_httpx_aiohttp_makes_of_them(error: Exception) -> None:
+    expected = _raised_by_the_reference(error)
+    ours = _httpx_error(error)
+    if expected is error:
+        assert ours is None
+    else:
+        assert ours is not None
+        assert (type(ours), str(ours)) == (type(expected), str(expected))
+
+
+def _raised_by_the_reference(error: Exception) -> BaseException:
+    def fail() -> None:
+        raise error
+
+    try:
+        with map_aiohttp_exceptions():
+            fail()
+    except Exception as raised:
+        return raised
+    raise AssertionError("map_aiohttp_exceptions swallowed an error")

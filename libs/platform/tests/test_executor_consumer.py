@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
@@ -17,7 +18,7 @@ from chronoflow_contracts import decode, names
 from chronoflow_contracts.chrono import ChronoDefinition, TargetType
 from chronoflow_contracts.runs import RunCompleted, RunRequested
 from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
-from chronoflow_platform.executor.handler import RunRequestHandler
+from chronoflow_platform.executor.handler import Delivery, RunRequestHandler, delivery_of
 from chronoflow_platform.executor.metrics import RunMetrics
 from chronoflow_platform.executor.recording import EventRecorder
 from chronoflow_platform.executor.runs import RunLedger
@@ -259,9 +260,9 @@ async def test_a_crashing_run_is_retried_then_recorded_as_failed(
     executor = _Exploding(nc, queue)
     redelivered: list[int] = []
 
-    def observe(meta: Msg.Metadata) -> None:
-        if meta.num_delivered > 1:
-            redelivered.append(meta.sequence.stream)
+    def observe(delivery: Delivery) -> None:
+        if delivery.number > 1:
+            redelivered.append(delivery.number)
 
     handler = RunRequestHandler(executor, "http", max_deliver=2, observe=observe)
     [request] = await publish(queue, 1)
@@ -291,3 +292,24 @@ async def test_a_message_that_is_not_an_http_run_is_dropped(
         async with asyncio.timeout(5):
             await until(lambda: queue_empty(queue))
     assert executor.calls == 0
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.CF_WORK.executor-http.1.12345.678.1796547711000000000.2000",
+        "$JS.ACK.CF_WORK.executor-http.3.12345.678.1796547711000000000.0",
+        "$JS.ACK.hub.ACCHASH.CF_WORK.executor-http.2.12345.678.1796547711000000000.41",
+        "$JS.ACK.hub.ACCHASH.CF_WORK.executor-http.7.12345.678.1796547711000000000.9.tok",
+        "$JS.ACK._.ACCHASH.CF_WORK.executor-http.1.5.6.1796547711000000000.0.tok.more",
+    ],
+)
+def test_a_delivery_is_read_from_the_reply_subject_as_nats_py_reads_it(reply: str) -> None:
+    meta = Msg(None, subject=names.work_subject("http"), reply=reply).metadata  # type: ignore[arg-type]
+    assert delivery_of(Msg(None, reply=reply)) == (meta.num_delivered, meta.num_pending)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("reply", ["", "_INBOX.abc", "$JS.ACK.too.short", "$JS.API.X.a.1.2.3.4.5"])
+def test_a_message_not_from_jetstream_has_no_delivery(reply: str) -> None:
+    with pytest.raises(NotJSMessageError):
+        delivery_of(Msg(None, reply=reply))  # type: ignore[arg-type]

@@ -180,6 +180,8 @@ def test_a_request_is_built_as_httpx_builds_it(
         expected.content,
     )
     assert built.headers.raw == expected.headers.raw
+    # Set by build_request rather than worked out again by the transport: it must agree.
+    assert built.headers.encoding == expected.headers.encoding
     assert built.extensions == {"timeout": {}}
 
 

@@ -13,7 +13,7 @@ import aiohttp
 import httpx
 import yarl
 from aiohttp.abc import AbstractResolver
-from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+from httpx_aiohttp.transport import AIOHTTP_EXC_MAP, AiohttpResponseStream
 from multidict import CIMultiDict
 
 from chronoflow_egress.decision import (
@@ -63,7 +63,7 @@ class GuardedResponseStream(AiohttpResponseStream):
         content = self._aiohttp_response.content
         chunks: list[bytes] = []
         size = 0
-        with map_aiohttp_exceptions():
+        try:
             while True:
                 # One byte more than there is room for tells a truncated body from a full one.
                 chunk = await content.read(max_bytes - size + 1)
@@ -74,6 +74,11 @@ class GuardedResponseStream(AiohttpResponseStream):
                     chunks.append(chunk[: len(chunk) - (size - max_bytes)])
                     return b"".join(chunks), True
                 chunks.append(chunk)
+        except Exception as exc:
+            mapped = _httpx_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
 
 class GuardedTransport(httpx.AsyncBaseTransport):
@@ -206,7 +211,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             # A streamed body: aiohttp chunks it itself.
             data = request.stream  # type: ignore[assignment]
             headers.popall("transfer-encoding", None)
-        with map_aiohttp_exceptions():
+        try:
             response = await self._session.request(
                 request.method,
                 url,
@@ -217,6 +222,11 @@ class GuardedTransport(httpx.AsyncBaseTransport):
                 timeout=self._timeout(request.extensions.get("timeout", {})),
                 server_hostname=request.extensions.get("sni_hostname"),
             )
+        except Exception as exc:
+            mapped = _httpx_error(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
         extensions = _HTTP_1_1
         if response.reason:
             extensions = {**_HTTP_1_1, "reason_phrase": response.reason.encode()}
@@ -257,6 +267,20 @@ class GuardedClient(httpx.AsyncClient):
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         request.extensions.setdefault("timeout", self.timeout.as_dict())
         return await self.guard.handle_async_request(request)
+
+
+def _httpx_error(exc: Exception) -> Exception | None:
+    """What httpx-aiohttp's ``map_aiohttp_exceptions`` raises instead of ``exc``: the httpx
+    error its map gives (the most specific when several match), or None to let ``exc`` through.
+
+    Applied where the exception is caught, so a request that succeeds pays nothing: the
+    generator-based context manager cost ~1 us on every request and every body read.
+    """
+    mapped: type[Exception] | None = None
+    for aiohttp_error, httpx_error in AIOHTTP_EXC_MAP.items():
+        if isinstance(exc, aiohttp_error) and (mapped is None or issubclass(httpx_error, mapped)):
+            mapped = httpx_error
+    return None if mapped is None else mapped(str(exc))
 
 
 def _precise(exc: httpx.TransportError) -> httpx.TransportError:

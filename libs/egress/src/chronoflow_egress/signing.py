@@ -61,16 +61,24 @@ def _as_list(secret: str | Sequence[str]) -> list[str]:
     return keys
 
 
-def _signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> bytes:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return hmac.new(key, signed, hashlib.sha256).digest()
+@functools.lru_cache(maxsize=64)
+def _keyed(secret: str) -> hmac.HMAC:
+    # HMAC-SHA256 with the key already mixed in; copied for each message. Keying it (with the
+    # hashes OpenSSL looks up) was two thirds of a signature's cost, ~1 us, on every request.
+    return hmac.new(secret_key(secret), digestmod=hashlib.sha256)
+
+
+def _signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> bytes:
+    mac = _keyed(secret).copy()
+    mac.update(f"{msg_id}.{timestamp}.".encode() + body)
+    return mac.digest()
 
 
 def sign(secret: str | Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value: one ``v1,<base64>`` per secret, space-separated."""
     return " ".join(
         f"{SIGNATURE_VERSION},"
-        + base64.b64encode(_signature(secret_key(s), msg_id, timestamp, body)).decode("ascii")
+        + binascii.b2a_base64(_signature(s, msg_id, timestamp, body), newline=False).decode()
         for s in _as_list(secret)
     )
 
@@ -124,8 +132,8 @@ def verify(
             offered.append(base64.b64decode(encoded, validate=True))
         except binascii.Error:
             continue
-    for key in (secret_key(s) for s in _as_list(secret)):
-        expected = _signature(key, msg_id, timestamp, body)
+    for each in _as_list(secret):
+        expected = _signature(each, msg_id, timestamp, body)
         if any(hmac.compare_digest(expected, candidate) for candidate in offered):
             return
     raise SignatureError("no webhook-signature matches")

@@ -42,6 +42,11 @@ TRACE_HEADERS = (names.TRACEPARENT, names.TRACESTATE, names.TRACE_LINK)
 
 _TRACECONTEXT = TraceContextTextMapPropagator()
 
+#: The SDK tracer provider this process traces with, recorded when tracing is set up (None:
+#: no tracing). Asked on every message (the handler, every event's headers), and
+#: ``trace.get_tracer_provider()`` reads os.environ each time no provider is set: ~1 us.
+_installed: TracerProvider | None = None
+
 
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Whether the standard OTEL_* variables ask for trace export."""
@@ -73,19 +78,34 @@ def configure_tracing(
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    _record_provider()
     return provider
 
 
+def _record_provider() -> bool:
+    """Note whether an SDK tracer provider is installed now (by us or by an OpenTelemetry
+    distro), and say whether one is. A process installs its provider once, at set-up."""
+    global _installed  # noqa: PLW0603 - the once-per-process decision the docstring names
+    provider = trace.get_tracer_provider()
+    _installed = provider if isinstance(provider, TracerProvider) else None
+    return _installed is not None
+
+
 def tracing_active() -> bool:
-    """Whether this process installed an SDK tracer provider (else spans are no-ops)."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    """Whether this process traces: an SDK tracer provider was installed when tracing was set
+    up (:func:`configure_tracing`, :func:`setup_service_tracing`); else spans are no-ops.
+
+    Without tracing this is one comparison. (The global provider is compared with the recorded
+    one only when there is one: tests put the global back to none after a traced test.)
+    """
+    return _installed is not None and trace.get_tracer_provider() is _installed
 
 
 def setup_service_tracing(service: str, app: FastAPI) -> None:
     """Configure tracing from the environment once per process, and give ``app`` server spans
     for every request (HTTP semantic conventions; health, readiness and metrics excluded).
     Without tracing, requests pay nothing for it."""
-    if not tracing_active():
+    if not _record_provider():
         configure_tracing(service)
     if tracing_active():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -173,6 +173,9 @@ def build_request(
         stream=httpx.ByteStream(body or b""),
         extensions=extensions,
     )
+    # The request's copy of the headers forgets their encoding, and the transport would
+    # work it out again by decoding every header; they were just encoded as ASCII.
+    request.headers.encoding = "ascii"
     request.read()
     return request
 

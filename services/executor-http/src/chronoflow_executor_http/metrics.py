@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chronoflow_executor_http.domain import TARGET, Outcome
+from chronoflow_platform.executor.handler import Delivery
 from chronoflow_platform.executor.metrics import RunMetrics
 
 _LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -61,10 +61,10 @@ class ExecutorMetrics:
             child = self._children[key] = self.responses.labels(status_class, outcome.value)
         return child
 
-    def observe_delivery(self, meta: Msg.Metadata) -> None:
+    def observe_delivery(self, delivery: Delivery) -> None:
         """The backlog as of this delivery, and whether it is a redelivery."""
-        self.http_pending.set(meta.num_pending)
-        if meta.num_delivered > 1:
+        self.http_pending.set(delivery.pending)
+        if delivery.number > 1:
             self.http_redeliveries.inc()
 
     @classmethod

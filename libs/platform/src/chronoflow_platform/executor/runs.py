@@ -61,6 +61,8 @@ class OpenRun:
     request: RunRequested
     started_at: datetime
     started: asyncio.Future[Stored] = field(repr=False)
+    #: Where the run's events go (``cf.runs.<chronoId>``), worked out once for both.
+    subject: str = field(repr=False)
     _recorder: EventRecorder = field(repr=False)
     _clock: float = field(default_factory=time.perf_counter, repr=False)
 
@@ -96,12 +98,11 @@ class RunLedger:
     def open(self, request: RunRequested) -> OpenRun:
         """Queue the attempt's RunStarted; await ``started`` to know it is stored."""
         started_at = utc_now()
+        subject = names.runs_subject(request.chrono_id)
         event = RunStarted(**identity(request), target_type=self._type, started_at=started_at)
-        stored = self._recorder.record(
-            names.runs_subject(request.chrono_id), event, msg_id=started_msg_id(request.run_id)
-        )
+        stored = self._recorder.record(subject, event, msg_id=started_msg_id(request.run_id))
         stored.add_done_callback(_observed)
-        return OpenRun(request, started_at, stored, self._recorder)
+        return OpenRun(request, started_at, stored, subject, self._recorder)
 
     async def close(
         self,
@@ -140,10 +141,7 @@ class RunLedger:
         # After RunStarted, so history reads RunStarted then RunCompleted; in the same batch
         # when RunStarted is still queued, as after a fast webhook.
         stored = await self._recorder.record(
-            names.runs_subject(request.chrono_id),
-            completed,
-            msg_id=completed_msg_id(request.run_id),
-            after=run.started,
+            run.subject, completed, msg_id=completed_msg_id(request.run_id), after=run.started
         )
         if stored.duplicate:
             # An earlier delivery recorded this attempt; its outcome is the one that counts.
