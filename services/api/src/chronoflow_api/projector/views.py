@@ -4,8 +4,9 @@ share one), SQL only.
 Each function receives a run of consecutive events it handles (in stream order) and runs
 inside the projector's batch transaction, so the changes and the stream checkpoint that
 covers them commit together. Inserts and upserts go as one executemany per run (executed row
-by row, in order), which lets the projector keep up with thousands of run events a second.
-Applying an event twice is prevented by the checkpoint, not by these functions.
+by row, in order); run history, thousands of events a second, goes as two statements per
+batch that take it as arrays (see run_events). Applying an event twice is prevented by the
+checkpoint, not by these functions.
 """
 
 from __future__ import annotations
