@@ -281,7 +281,7 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
 
 def stream_seq(msg: Msg) -> int:
     """The message's stream sequence, read from its reply subject as ``msg.metadata`` does,
-    without the timestamp and the three objects that builds for every message."""
+    without the timestamp and the two dataclasses that builds for every message."""
     # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>, or
     # with <domain>.<account hash> after ACK (and possibly a token at the end) in the newer form.
     tokens = msg.reply.split(".")
