@@ -255,6 +255,14 @@ RunRow = tuple[
     str,  # result, as JSON text (``null`` for none, as SQLAlchemy's JSONB stored it)
     bool,  # will_retry
 ]
+_ROW_ORDER = (
+    "id", "chrono_id", "occurrence_id", "scheduled_for", "trigger", "target_type", "attempt",
+    "status", "started_at", "finished_at", "duration_ms", "http_status", "response_snippet",
+    "error_message", "result", "will_retry",
+)  # fmt: skip
+if tuple(_RUN_COLUMNS) != _ROW_ORDER:
+    # _run_row builds tuples in this order; a changed table must change them too.
+    raise RuntimeError(f"chrono_runs has columns {_RUN_COLUMNS}, RunRow has {_ROW_ORDER}")
 #: An event's say on its chrono's last run: (instant, run id, status).
 LastRun = tuple[datetime, str, str]
 
@@ -319,6 +327,7 @@ def _newest_candidates(
     final_ats: list[datetime] = []
     final_statuses: list[str] = []
     final_ids: list[str] = []
+    # Quadratic in one chrono's events in a batch: a few in practice, at most a batch's 500.
     for chrono_id, lasts in events.items():
         # Backwards: the chain from event k moves to the first later event k accepts, and
         # from there it goes where that event's chain goes.
