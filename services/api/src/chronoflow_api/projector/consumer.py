@@ -19,11 +19,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chronoflow_api.projector.views import APPLY, Apply
-from chronoflow_contracts import Event, decode, names
+from chronoflow_contracts import LATEST, Event, decode, names
 from chronoflow_platform.schema import projection_checkpoints
 from chronoflow_platform.telemetry import consumer_span, tracing_active
 
@@ -38,6 +37,8 @@ BATCH = 500
 #: transaction (five round trips) while 20 ms gathers a dozen into one, and no one waits on
 #: history to be that fresh.
 LINGER = {names.EVENTS_STREAM: 0.0, names.RUNS_STREAM: 0.02}
+#: Tokens in a JetStream ack subject of the older form (no domain, no account hash).
+_V1_ACK_TOKENS = 9
 
 
 @dataclass(frozen=True)
@@ -81,15 +82,17 @@ async def load_checkpoint(conn: AsyncConnection, stream: str) -> int:
     return int(seq or 0)
 
 
-_insert_checkpoint = insert(projection_checkpoints)
-# Built once: the projector saves a checkpoint with every batch it commits.
-_UPSERT_CHECKPOINT = _insert_checkpoint.on_conflict_do_update(
-    index_elements=["stream"], set_={"last_seq": _insert_checkpoint.excluded.last_seq}
+# Plain SQL, handed to the driver as it is: the projector saves a checkpoint with every batch
+# it commits, and SQLAlchemy's statement machinery around it (cache lookup, parameter and
+# result processing) cost about 0.1 ms of CPU per batch (measured with 80-event batches).
+_UPSERT_CHECKPOINT = (
+    "INSERT INTO projection_checkpoints (stream, last_seq) VALUES ($1, $2) "
+    "ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq"
 )
 
 
 async def _save_checkpoint(conn: AsyncConnection, stream: str, seq: int) -> None:
-    await conn.execute(_UPSERT_CHECKPOINT, {"stream": stream, "last_seq": seq})
+    await conn.exec_driver_sql(_UPSERT_CHECKPOINT, (stream, seq))
 
 
 class ProjectorBusyError(RuntimeError):
@@ -221,7 +224,7 @@ class StreamProjector:
             run: list[tuple[Event, int]] = []
             run_apply: Apply | None = None
             for msg in msgs:
-                seq = msg.metadata.sequence.stream
+                seq = stream_seq(msg)
                 last = max(last, seq)
                 if seq <= checkpoint:
                     continue  # a redelivery of something already applied
@@ -236,7 +239,7 @@ class StreamProjector:
                     run = []
                 run_apply = apply
                 version = int(headers.get(names.EVENT_VERSION, "1"))
-                run.append((decode(event_type, version, msg.data), seq))
+                run.append((decode_body(event_type, version, msg.data), seq))
                 applied += 1
             if run_apply is not None:
                 await run_apply(conn, run)
@@ -264,7 +267,7 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
     # transaction that wrote it (from its start to its commit), so a trace reaches from the
     # API request (or the executor) to the read-model write.
     for msg in msgs:
-        if msg.metadata.sequence.stream <= checkpoint:
+        if stream_seq(msg) <= checkpoint:
             continue
         headers = msg.headers or {}
         with consumer_span(
@@ -274,6 +277,26 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
             start_time=started,
         ):
             pass
+
+
+def stream_seq(msg: Msg) -> int:
+    """The message's stream sequence, read from its reply subject as ``msg.metadata`` does,
+    without the timestamp and the two dataclasses that builds for every message."""
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>, or
+    # with <domain>.<account hash> after ACK (and possibly a token at the end) in the newer form.
+    tokens = msg.reply.split(".")
+    if len(tokens) == _V1_ACK_TOKENS:
+        return int(tokens[5])
+    return int(tokens[7])
+
+
+def decode_body(event_type: str, version: int, body: bytes) -> Event:
+    """``decode``, parsing and validating in one pass when the body is of the latest version
+    (nothing to upcast): pydantic reads the bytes itself, with no dict built in between."""
+    model = LATEST.get(event_type)
+    if model is not None and version == model.VERSION:
+        return model.model_validate_json(body)
+    return decode(event_type, version, body)
 
 
 async def drain(

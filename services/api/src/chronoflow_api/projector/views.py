@@ -4,19 +4,22 @@ share one), SQL only.
 Each function receives a run of consecutive events it handles (in stream order) and runs
 inside the projector's batch transaction, so the changes and the stream checkpoint that
 covers them commit together. Inserts and upserts go as one executemany per run (executed row
-by row, in order), which lets the projector keep up with thousands of run events a second.
-Applying an event twice is prevented by the checkpoint, not by these functions.
+by row, in order); run history, thousands of events a second, goes as two statements per
+batch that take it as arrays (see run_events). Applying an event twice is prevented by the
+checkpoint, not by these functions.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Boolean, Column, DateTime, Integer, String, bindparam, delete, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeEngine
 
 from chronoflow_contracts.channels import (
     ChannelCreated,
@@ -178,124 +181,200 @@ async def chrono_deleted(conn: AsyncConnection, batch: Batch) -> None:
 
 
 # --- runs (from CF_RUNS) --------------------------------------------------------------------
+#
+# A batch of run events becomes two statements whatever its size, each taking the batch as one
+# array per column (``unnest``): no per-row work in SQLAlchemy and one round trip each. One
+# INSERT ... ON CONFLICT cannot touch a row twice, so the batch is folded first to what
+# applying its events one by one would leave (see run_events and _newest_candidates).
 
-_last_run_stmt = insert(chrono_run_state)
-# The newest run by its instant wins; a late event about an older run changes nothing.
-_last_run_upsert = _last_run_stmt.on_conflict_do_update(
-    index_elements=["chrono_id"],
-    set_={
-        "last_run_at": _last_run_stmt.excluded.last_run_at,
-        "last_run_status": _last_run_stmt.excluded.last_run_status,
-        "last_run_id": _last_run_stmt.excluded.last_run_id,
-    },
-    where=or_(
-        chrono_run_state.c.last_run_at.is_(None),
-        chrono_run_state.c.last_run_id == _last_run_stmt.excluded.last_run_id,
-        chrono_run_state.c.last_run_at <= _last_run_stmt.excluded.last_run_at,
-    ),
+_RUN_COLUMNS = [c.name for c in chrono_runs.columns]
+
+# Strings go as text[], not varchar(n)[]: an explicit cast to varchar(n) truncates, while
+# inserting text into the column refuses an overlong value, as a plain INSERT does.
+_ARRAY_TYPES: tuple[tuple[type[TypeEngine[Any]], str], ...] = (
+    (String, "text[]"),
+    (DateTime, "timestamptz[]"),
+    (Integer, "int[]"),
+    (Boolean, "bool[]"),
+    (JSONB, "jsonb[]"),
 )
 
 
-def _last_run(chrono_id: str, run_id: str, at: Any, status: RunStatus) -> dict[str, Any]:
-    return {
-        "chrono_id": chrono_id,
-        "last_run_at": at,
-        "last_run_status": status.value,
-        "last_run_id": run_id,
-    }
+def _array_of(column: Column[Any]) -> str:
+    for kind, array in _ARRAY_TYPES:
+        if isinstance(column.type, kind):
+            return array
+    raise TypeError(f"no array type for chrono_runs.{column.name} ({column.type!r})")
 
 
-def _run_identity(e: RunStarted | RunCompleted | RunSkipped) -> dict[str, Any]:
-    return {
-        "id": e.run_id,
-        "chrono_id": e.chrono_id,
-        "occurrence_id": e.occurrence_id,
-        "scheduled_for": e.scheduled_for,
-        "trigger": e.trigger.value,
-        "attempt": e.attempt,
-    }
-
-
-_RUN_COLUMNS = [c.name for c in chrono_runs.columns if c.name != "id"]
-_run_stmt = insert(chrono_runs)
-_run_upsert = _run_stmt.on_conflict_do_update(
-    index_elements=["id"],
-    set_={c: _run_stmt.excluded[c] for c in _RUN_COLUMNS},
-    # A RUNNING row never replaces one that exists: that is the attempt's outcome, applied
-    # first when its RunStarted came late (or the same start again).
-    where=_run_stmt.excluded.status != RunStatus.RUNNING.value,
+_COLUMN_LIST = ", ".join(_RUN_COLUMNS)
+_ARRAYS = ", ".join(f"${n}::{_array_of(c)}" for n, c in enumerate(chrono_runs.columns, start=1))
+_REPLACE = ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS if c != "id")
+# Built from the table's own column names and types: nothing from outside goes into the text.
+# A RUNNING row never replaces one that exists: that is the attempt's outcome, applied first
+# when its RunStarted came late (or the same start again).
+_RUN_UPSERT = (
+    f"INSERT INTO chrono_runs ({_COLUMN_LIST}) SELECT * FROM unnest({_ARRAYS}) "  # noqa: S608
+    f"ON CONFLICT (id) DO UPDATE SET {_REPLACE} "
+    f"WHERE excluded.status <> '{RunStatus.RUNNING.value}'"
 )
 
+# Per chrono, the first candidate (in stream order) that the stored last run accepts wins and
+# brings the last run its chain in the batch ends at; a chrono without an accepted candidate
+# keeps its row. "Accepts" is the rule applied to every single event before: the newest run
+# by its instant wins, a late event about an older run changes nothing, a run may restate
+# itself, and a row without a last run (only armed so far) takes any. The stored row is read
+# by a scalar subquery, one primary-key lookup per candidate: written as a join, the planner
+# was free to scan the whole table for a handful of candidates, and Postgres's CPU per batch
+# grew with the table (measured with 7-run batches: from 75 to 240 us a run as it grew to
+# 18,000 chronos).
+_LAST_RUN_UPSERT = """\
+INSERT INTO chrono_run_state (chrono_id, last_run_at, last_run_status, last_run_id)
+SELECT DISTINCT ON (c.chrono_id) c.chrono_id, c.final_at, c.final_status, c.final_id
+FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[],
+            $5::timestamptz[], $6::text[], $7::text[])
+    AS c(chrono_id, k, at, run_id, final_at, final_status, final_id)
+WHERE NOT coalesce((
+    SELECT s.last_run_at IS NOT NULL AND s.last_run_id IS DISTINCT FROM c.run_id
+        AND s.last_run_at > c.at
+    FROM chrono_run_state AS s WHERE s.chrono_id = c.chrono_id), false)
+ORDER BY c.chrono_id, c.k
+ON CONFLICT (chrono_id) DO UPDATE SET last_run_at = excluded.last_run_at,
+    last_run_status = excluded.last_run_status, last_run_id = excluded.last_run_id"""
 
-def _run_row(**values: Any) -> dict[str, Any]:
-    # executemany needs every row to bind every column.
-    return dict.fromkeys(_RUN_COLUMNS) | values
+#: A run's row in chrono_runs, in the order of its columns.
+RunRow = tuple[
+    str,  # id
+    str,  # chrono_id
+    str,  # occurrence_id
+    datetime,  # scheduled_for
+    str,  # trigger
+    str | None,  # target_type
+    int,  # attempt
+    str,  # status
+    datetime,  # started_at
+    datetime | None,  # finished_at
+    int | None,  # duration_ms
+    int | None,  # http_status
+    str | None,  # response_snippet
+    str | None,  # error_message
+    str,  # result, as JSON text (``null`` for none, as SQLAlchemy's JSONB stored it)
+    bool,  # will_retry
+]
+_ROW_ORDER = (
+    "id", "chrono_id", "occurrence_id", "scheduled_for", "trigger", "target_type", "attempt",
+    "status", "started_at", "finished_at", "duration_ms", "http_status", "response_snippet",
+    "error_message", "result", "will_retry",
+)  # fmt: skip
+if tuple(_RUN_COLUMNS) != _ROW_ORDER:
+    # _run_row builds tuples in this order; a changed table must change them too.
+    raise RuntimeError(f"chrono_runs has columns {_RUN_COLUMNS}, RunRow has {_ROW_ORDER}")
+#: An event's say on its chrono's last run: (instant, run id, status).
+LastRun = tuple[datetime, str, str]
+
+_RUNNING = RunStatus.RUNNING.value
+_SKIPPED = RunStatus.SKIPPED.value
 
 
-def _started(e: RunStarted) -> tuple[dict[str, Any], dict[str, Any]]:
-    row = _run_row(
-        **_run_identity(e),
-        target_type=e.target_type.value,
-        status=RunStatus.RUNNING.value,
-        started_at=e.started_at,
-        will_retry=False,
-    )
-    return row, _last_run(e.chrono_id, e.run_id, e.started_at, RunStatus.RUNNING)
+def _json(value: Any) -> str:
+    return "null" if value is None else json.dumps(value)
 
 
-def _completed(e: RunCompleted) -> tuple[dict[str, Any], dict[str, Any]]:
-    row = _run_row(
-        **_run_identity(e),
-        target_type=e.target_type.value,
-        status=e.status.value,
-        started_at=e.started_at,
-        finished_at=e.finished_at,
-        duration_ms=e.duration_ms,
-        http_status=e.http_status,
-        response_snippet=e.response_snippet,
-        error_message=e.error_message,
-        result=e.result,
-        will_retry=e.will_retry,
-    )
-    return row, _last_run(e.chrono_id, e.run_id, e.started_at, RunStatus(e.status))
+def _run_row(e: RunStarted | RunCompleted | RunSkipped) -> tuple[RunRow, LastRun]:
+    """The row an event writes and what it says about its chrono's last run."""
+    if isinstance(e, RunStarted):
+        status, at = _RUNNING, e.started_at
+        row: RunRow = (
+            e.run_id, e.chrono_id, e.occurrence_id, e.scheduled_for, e.trigger.value,
+            e.target_type.value, e.attempt, status, at,
+            None, None, None, None, None, "null", False,
+        )  # fmt: skip
+    elif isinstance(e, RunCompleted):
+        status, at = e.status.value, e.started_at
+        row = (
+            e.run_id, e.chrono_id, e.occurrence_id, e.scheduled_for, e.trigger.value,
+            e.target_type.value, e.attempt, status, at,
+            e.finished_at, e.duration_ms, e.http_status, e.response_snippet, e.error_message,
+            _json(e.result), e.will_retry,
+        )  # fmt: skip
+    else:
+        status, at = _SKIPPED, e.occurred_at
+        many = f" ({e.coalesced} occurrences)" if e.coalesced > 1 else ""
+        row = (
+            e.run_id, e.chrono_id, e.occurrence_id, e.scheduled_for, e.trigger.value,
+            None, e.attempt, status, at,
+            at, 0, None, None, f"skipped: {e.reason.value}{many}",
+            _json({"reason": e.reason.value, "coalesced": e.coalesced}), False,
+        )  # fmt: skip
+    return row, (at, e.run_id, status)
 
 
-def _skipped(e: RunSkipped) -> tuple[dict[str, Any], dict[str, Any]]:
-    many = f" ({e.coalesced} occurrences)" if e.coalesced > 1 else ""
-    row = _run_row(
-        **_run_identity(e),
-        status=RunStatus.SKIPPED.value,
-        started_at=e.occurred_at,
-        finished_at=e.occurred_at,
-        duration_ms=0,
-        error_message=f"skipped: {e.reason.value}{many}",
-        result={"reason": e.reason.value, "coalesced": e.coalesced},
-        will_retry=False,
-    )
-    return row, _last_run(e.chrono_id, e.run_id, e.occurred_at, RunStatus.SKIPPED)
+def _accepts(current: LastRun, new: LastRun) -> bool:
+    """Whether a chrono's last run ``current`` gives way to ``new`` (_LAST_RUN_UPSERT's rule
+    between two events of the batch)."""
+    return current[1] == new[1] or current[0] <= new[0]
+
+
+def _newest_candidates(
+    events: dict[str, list[LastRun]],
+) -> tuple[list[str], list[int], list[datetime], list[str], list[datetime], list[str], list[str]]:
+    """_LAST_RUN_UPSERT's arrays: per chrono and event (in stream order), the event and the
+    last run that applying the rest of the batch after it ends at.
+
+    Whichever event the stored row accepts first is where the chain starts; from there on the
+    outcome depends on the batch alone, so it is worked out here. An event is left out when an
+    earlier one of the same run is at least as new: the stored row accepts that one whenever
+    it accepts this, so this one is never the first.
+    """
+    chronos: list[str] = []
+    order: list[int] = []
+    ats: list[datetime] = []
+    run_ids: list[str] = []
+    final_ats: list[datetime] = []
+    final_statuses: list[str] = []
+    final_ids: list[str] = []
+    # Quadratic in one chrono's events in a batch: a few in practice, at most a batch's 500.
+    for chrono_id, lasts in events.items():
+        # Backwards: the chain from event k moves to the first later event k accepts, and
+        # from there it goes where that event's chain goes.
+        ends: list[LastRun] = list(lasts)
+        for k in range(len(lasts) - 2, -1, -1):
+            ends[k] = next(
+                (ends[j] for j in range(k + 1, len(lasts)) if _accepts(lasts[k], lasts[j])),
+                lasts[k],
+            )
+        for k, (at, run, _) in enumerate(lasts):
+            if any(r == run and a >= at for a, r, _ in lasts[:k]):
+                continue
+            chronos.append(chrono_id)
+            order.append(k)
+            ats.append(at)
+            run_ids.append(run)
+            final_ats.append(ends[k][0])
+            final_ids.append(ends[k][1])
+            final_statuses.append(ends[k][2])
+    return chronos, order, ats, run_ids, final_ats, final_statuses, final_ids
 
 
 async def run_events(conn: AsyncConnection, batch: Batch) -> None:
     """RunStarted (a RUNNING row), RunCompleted (the attempt's outcome) and RunSkipped (a
     SKIPPED row saying why, and how many occurrences it stands for), mixed, in stream order.
 
-    One statement for the run rows and one for each chrono's last run, however the types
-    interleave: runs in flight interleave starts and outcomes, and a statement per stretch of
-    one type cost the projector a round trip per event at moderate rates.
+    One statement for the run rows and one for the chronos' last runs, however the types
+    interleave (runs in flight interleave starts and outcomes) and however large the batch.
     """
-    rows, last = [], []
+    # Per run, what the events leave one by one: the first row if all are RUNNING, otherwise
+    # the last outcome (a RUNNING row never replaces an existing one). Against the stored row
+    # _RUN_UPSERT applies the same rule.
+    runs: dict[str, RunRow] = {}
+    lasts: dict[str, list[LastRun]] = {}
     for e, _ in batch:
-        if isinstance(e, RunStarted):
-            row, newest = _started(e)
-        elif isinstance(e, RunCompleted):
-            row, newest = _completed(e)
-        else:
-            assert isinstance(e, RunSkipped)
-            row, newest = _skipped(e)
-        rows.append(row)
-        last.append(newest)
-    await conn.execute(_run_upsert, rows)
-    await conn.execute(_last_run_upsert, last)
+        row, last = _run_row(e)
+        if last[2] != _RUNNING or e.run_id not in runs:
+            runs[e.run_id] = row
+        lasts.setdefault(e.chrono_id, []).append(last)
+    await conn.exec_driver_sql(_RUN_UPSERT, tuple(map(list, zip(*runs.values(), strict=True))))
+    await conn.exec_driver_sql(_LAST_RUN_UPSERT, _newest_candidates(lasts))
 
 
 _armed_stmt = insert(chrono_run_state)
