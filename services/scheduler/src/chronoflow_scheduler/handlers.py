@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 
 from chronoflow_contracts import UnknownEventError, decode, names
 from chronoflow_contracts.chrono import ChronoEvent
+from chronoflow_platform.delivery import stream_sequence_of
 from chronoflow_platform.logs import chrono_id_var
 from chronoflow_platform.telemetry import consumer_span
 from chronoflow_scheduler.domain import RetryLaterError
@@ -221,7 +222,7 @@ class EventsConsumer:
         if action is not None:
             # One of these follows every one-shot occurrence: settle it without decoding.
             await msg.ack()
-            self._metrics.events.labels(action).inc()
+            self._metrics.event_action(action).inc()
             return
         try:
             event = decode(
@@ -243,7 +244,7 @@ class EventsConsumer:
                 msg.headers,
                 {"chronoflow.chrono_id": event.chrono_id},
             ):
-                action = await self._service.apply(event, msg.metadata.sequence.stream, msg)
+                action = await self._service.apply(event, stream_sequence_of(msg), msg)
         except asyncio.CancelledError:
             raise
         except RetryLaterError as exc:
@@ -259,4 +260,4 @@ class EventsConsumer:
         finally:
             chrono_id_var.reset(token)
         await msg.ack()
-        self._metrics.events.labels(action).inc()
+        self._metrics.event_action(action).inc()
