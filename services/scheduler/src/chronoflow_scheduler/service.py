@@ -127,6 +127,7 @@ class Scheduler:
             keepalive_seconds=keepalive_interval(settings.events_ack_wait_seconds),
         )
         self.fire_consumer = FireConsumer(
+            nc,
             js,
             self.fire,
             ack_wait_seconds=settings.fire_ack_wait_seconds,
@@ -134,6 +135,7 @@ class Scheduler:
             fetch_batch=settings.fire_fetch_batch,
         )
         self.events_consumer = EventsConsumer(
+            nc,
             js,
             self.lifecycle,
             self.metrics,
