@@ -98,7 +98,7 @@ class Scheduler:
         )
         self.emitter = Emitter(js, work=self.batcher, events=self.finish_batcher)
         self.store = ScheduleStore(js, self.emitter, lead_seconds=settings.fire_lead_seconds)
-        self.events = EventLog(js)
+        self.events = EventLog(nc, js)
         self.watch = ChangeWatch(nc)
         # The scheduler only reads, one statement at a time: around each, a transaction would
         # only add a BEGIN and a ROLLBACK round trip (each statement sees committed data
@@ -160,6 +160,7 @@ class Scheduler:
     async def prepare(self) -> None:
         """Watch chrono events; create (or update) the durables, the fire one first."""
         await self.watch.start()
+        await self.events.start()
         await self.fire_consumer.ensure()
         await self.events_consumer.ensure()
 
@@ -210,3 +211,4 @@ class Scheduler:
             await self.readmodel.close()
         with contextlib.suppress(Exception):
             await self.watch.stop()
+        await self.events.stop()
