@@ -11,31 +11,26 @@ import contextlib
 import logging
 import zlib
 
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
 
 from chronoflow_contracts import UnknownEventError, decode, names
 from chronoflow_contracts.chrono import ChronoEvent
+from chronoflow_platform.delivery import stream_sequence_of
 from chronoflow_platform.logs import chrono_id_var
 from chronoflow_platform.telemetry import consumer_span
 from chronoflow_scheduler.domain import RetryLaterError
 from chronoflow_scheduler.firing import FireService
 from chronoflow_scheduler.lifecycle import LifecycleService, decided_by_type
 from chronoflow_scheduler.metrics import SchedulerMetrics
+from chronoflow_scheduler.pulling import Puller
 
 log = logging.getLogger(__name__)
 
 _IDLE_FETCH_SECONDS = 0.25
 _BROKEN_PAUSE_SECONDS = 0.5
-
-
-async def _fetch(sub: JetStreamContext.PullSubscription, batch: int, wait: float) -> list[Msg]:
-    try:
-        return await sub.fetch(batch, timeout=wait)
-    except TimeoutError:
-        return []
 
 
 class FireConsumer:
@@ -47,6 +42,7 @@ class FireConsumer:
 
     def __init__(
         self,
+        nc: NatsClient,
         js: JetStreamContext,
         service: FireService,
         *,
@@ -54,6 +50,7 @@ class FireConsumer:
         max_in_flight: int,
         fetch_batch: int,
     ) -> None:
+        self._nc = nc
         self._js = js
         self._service = service
         self._ack_wait = ack_wait_seconds
@@ -97,9 +94,13 @@ class FireConsumer:
 
     async def _consume(self) -> None:
         await self.ensure()
-        sub = await self._js.pull_subscribe_bind(
-            names.SCHEDULER_FIRE_DURABLE, stream=names.SCHEDULES_STREAM
+        puller = Puller(
+            self._nc,
+            stream=names.SCHEDULES_STREAM,
+            durable=names.SCHEDULER_FIRE_DURABLE,
+            deliver=self._dispatch,
         )
+        await puller.start()
         try:
             while True:
                 room = self._max_in_flight - len(self._tasks)
@@ -109,17 +110,15 @@ class FireConsumer:
                     continue
                 await self._service.intake.wait_for_room(self._batch)
                 room = min(room, 2 * self._batch - self._service.intake.unprepared)
-                try:
-                    msgs = await _fetch(sub, min(self._batch, room), _IDLE_FETCH_SECONDS)
-                except NotFoundError:
-                    return  # the durable is gone: recreate it
-                for msg in msgs:
-                    task = asyncio.create_task(self._service.handle(msg), name="fire")
-                    self._tasks.add(task)
-                    task.add_done_callback(self._done)
+                # A durable that is gone raises: run() starts over, which recreates it.
+                await puller.pull(min(self._batch, room), _IDLE_FETCH_SECONDS)
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await puller.stop()
+
+    async def _dispatch(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._service.handle(msg), name="fire")
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -137,6 +136,7 @@ class EventsConsumer:
 
     def __init__(
         self,
+        nc: NatsClient,
         js: JetStreamContext,
         service: LifecycleService,
         metrics: SchedulerMetrics,
@@ -145,6 +145,7 @@ class EventsConsumer:
         workers: int,
         retry_delay_seconds: float,
     ) -> None:
+        self._nc = nc
         self._js = js
         self._service = service
         self._metrics = metrics
@@ -191,21 +192,22 @@ class EventsConsumer:
 
     async def _consume(self) -> None:
         await self.ensure()
-        sub = await self._js.pull_subscribe_bind(
-            names.SCHEDULER_EVENTS_DURABLE, stream=names.EVENTS_STREAM
+        puller = Puller(
+            self._nc,
+            stream=names.EVENTS_STREAM,
+            durable=names.SCHEDULER_EVENTS_DURABLE,
+            deliver=self._dispatch,
         )
+        await puller.start()
         try:
             while True:
-                try:
-                    msgs = await _fetch(sub, 256, 1.0)
-                except NotFoundError:
-                    return
-                for msg in msgs:
-                    token = msg.subject.rsplit(".", 1)[-1]
-                    await self._queues[zlib.crc32(token.encode()) % len(self._queues)].put(msg)
+                await puller.pull(256, 1.0)  # a durable that is gone raises (see run)
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            await puller.stop()
+
+    async def _dispatch(self, msg: Msg) -> None:
+        token = msg.subject.rsplit(".", 1)[-1]
+        await self._queues[zlib.crc32(token.encode()) % len(self._queues)].put(msg)
 
     async def _work(self, queue: asyncio.Queue[Msg]) -> None:
         while True:
@@ -221,7 +223,7 @@ class EventsConsumer:
         if action is not None:
             # One of these follows every one-shot occurrence: settle it without decoding.
             await msg.ack()
-            self._metrics.events.labels(action).inc()
+            self._metrics.event_action(action).inc()
             return
         try:
             event = decode(
@@ -243,7 +245,7 @@ class EventsConsumer:
                 msg.headers,
                 {"chronoflow.chrono_id": event.chrono_id},
             ):
-                action = await self._service.apply(event, msg.metadata.sequence.stream, msg)
+                action = await self._service.apply(event, stream_sequence_of(msg), msg)
         except asyncio.CancelledError:
             raise
         except RetryLaterError as exc:
@@ -259,4 +261,4 @@ class EventsConsumer:
         finally:
             chrono_id_var.reset(token)
         await msg.ack()
-        self._metrics.events.labels(action).inc()
+        self._metrics.event_action(action).inc()

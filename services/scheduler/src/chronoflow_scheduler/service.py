@@ -98,7 +98,7 @@ class Scheduler:
         )
         self.emitter = Emitter(js, work=self.batcher, events=self.finish_batcher)
         self.store = ScheduleStore(js, self.emitter, lead_seconds=settings.fire_lead_seconds)
-        self.events = EventLog(js)
+        self.events = EventLog(nc, js)
         self.watch = ChangeWatch(nc)
         # The scheduler only reads, one statement at a time: around each, a transaction would
         # only add a BEGIN and a ROLLBACK round trip (each statement sees committed data
@@ -127,6 +127,7 @@ class Scheduler:
             keepalive_seconds=keepalive_interval(settings.events_ack_wait_seconds),
         )
         self.fire_consumer = FireConsumer(
+            nc,
             js,
             self.fire,
             ack_wait_seconds=settings.fire_ack_wait_seconds,
@@ -134,6 +135,7 @@ class Scheduler:
             fetch_batch=settings.fire_fetch_batch,
         )
         self.events_consumer = EventsConsumer(
+            nc,
             js,
             self.lifecycle,
             self.metrics,
@@ -158,6 +160,7 @@ class Scheduler:
     async def prepare(self) -> None:
         """Watch chrono events; create (or update) the durables, the fire one first."""
         await self.watch.start()
+        await self.events.start()
         await self.fire_consumer.ensure()
         await self.events_consumer.ensure()
 
@@ -208,3 +211,4 @@ class Scheduler:
             await self.readmodel.close()
         with contextlib.suppress(Exception):
             await self.watch.stop()
+        await self.events.stop()

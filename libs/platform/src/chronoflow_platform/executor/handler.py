@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -16,6 +16,10 @@ from pydantic import ValidationError
 from chronoflow_contracts import Event, UnknownEventError, decode, names
 from chronoflow_contracts.names import TargetKind
 from chronoflow_contracts.runs import RunRequested
+
+# Re-exported (the redundant aliases say so to mypy): the executors import them from here.
+from chronoflow_platform.delivery import Delivery as Delivery  # noqa: PLC0414
+from chronoflow_platform.delivery import delivery_of as delivery_of  # noqa: PLC0414
 from chronoflow_platform.executor.rules import TARGET_TYPES
 from chronoflow_platform.logs import chrono_id_var, run_id_var
 from chronoflow_platform.telemetry import consumer_span, tracing_active
@@ -24,20 +28,6 @@ log = logging.getLogger(__name__)
 
 #: Longest pause before a message whose handling crashed is offered again.
 MAX_REDELIVERY_DELAY_S = 30.0
-#: Tokens of a JetStream reply subject without a domain, and at least with one.
-_V1_TOKENS = 9
-_V2_TOKENS = 11
-
-
-class Delivery(NamedTuple):
-    """What the handler needs to know of a JetStream delivery."""
-
-    #: Which delivery of the message this is (1: the first).
-    number: int
-    #: Messages left for the consumer after this one.
-    pending: int
-
-
 #: Sees each delivery before it is handled (backlog and redelivery metrics).
 DeliveryObserver = Callable[[Delivery], None]
 #: Whether history already holds a request's outcome (so a redelivery need not run it again).
@@ -52,26 +42,6 @@ class RunExecutor(Protocol):
 
     async def give_up(self, request: RunRequested, reason: str, /) -> None:
         """Record a final failure for a request that could not be processed at all."""
-
-
-def delivery_of(msg: Msg) -> Delivery:
-    """Which delivery this is, and the backlog, read from the message's JetStream reply subject.
-
-    nats-py's ``msg.metadata`` parses the whole subject into frozen dataclasses and a datetime
-    (~5 us a message) for these two numbers. Subjects of another shape go through it, which
-    raises for a message that did not come from JetStream.
-    """
-    tokens = (msg.reply or "").split(".")
-    if tokens[:2] == ["$JS", "ACK"]:
-        if len(tokens) == _V1_TOKENS:
-            # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>
-            return Delivery(int(tokens[4]), int(tokens[8]))
-        if len(tokens) >= _V2_TOKENS:
-            # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<stream seq>
-            #   .<consumer seq>.<ns>.<pending>[.<token>]
-            return Delivery(int(tokens[6]), int(tokens[10]))
-    meta = msg.metadata
-    return Delivery(meta.num_delivered, meta.num_pending)
 
 
 class UnprocessableMessageError(ValueError):

@@ -136,7 +136,7 @@ class Outcomes:
         for _ in range(_FINISH_RACES):
             finished = ChronoFinished(chrono_id=chrono_id, reason=reason)
             if await self._emitter.chrono_finished(finished, expected_version=expected):
-                self._metrics.fires.labels("finished").inc()
+                self._metrics.fire_outcome("finished").inc()
                 return
             # Something was appended meanwhile: if only triggers, finish after them.
             again = await self._events.verify(chrono_id, expected)

@@ -163,7 +163,7 @@ class FireService:
         finally:
             chrono_id_var.reset(token)
         await msg.ack()
-        self._metrics.fires.labels(outcome).inc()
+        self._metrics.fire_outcome(outcome).inc()
         return True
 
     async def _process(self, msg: Msg, fire: ScheduleMessage, ticket: Ticket) -> str:
