@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from chronoflow_contracts import decode, names
 from chronoflow_contracts.chrono import ChronoDefinition, TargetType
 from chronoflow_contracts.runs import RunCompleted, RunRequested
+from chronoflow_platform.delivery import Delivery, delivery_of
 from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
-from chronoflow_platform.executor.handler import Delivery, RunRequestHandler, delivery_of
+from chronoflow_platform.executor.handler import RunRequestHandler
 from chronoflow_platform.executor.metrics import RunMetrics
 from chronoflow_platform.executor.recording import EventRecorder
 from chronoflow_platform.executor.runs import RunLedger

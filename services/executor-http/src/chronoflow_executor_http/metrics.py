@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chronoflow_executor_http.domain import TARGET, Outcome
-from chronoflow_platform.executor.handler import Delivery
+from chronoflow_platform.delivery import Delivery
 from chronoflow_platform.executor.metrics import RunMetrics
 
 _LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)

@@ -18,8 +18,7 @@ from chronoflow_contracts.names import TargetKind
 from chronoflow_contracts.runs import RunRequested
 
 # Re-exported (the redundant aliases say so to mypy): the executors import them from here.
-from chronoflow_platform.delivery import Delivery as Delivery  # noqa: PLC0414
-from chronoflow_platform.delivery import delivery_of as delivery_of  # noqa: PLC0414
+from chronoflow_platform.delivery import Delivery, delivery_of
 from chronoflow_platform.executor.rules import TARGET_TYPES
 from chronoflow_platform.logs import chrono_id_var, run_id_var
 from chronoflow_platform.telemetry import consumer_span, tracing_active
