@@ -17,6 +17,7 @@ from nats.js.api import Header
 from nats.js.errors import APIError, NotFoundError
 
 from chronoflow_contracts import names
+from chronoflow_scheduler.coalesce import Coalescer
 from chronoflow_scheduler.domain import SCHEDULE_CHANGING
 
 #: Status of the message that ends a batched direct get, and of one that found nothing.
@@ -66,10 +67,11 @@ class LastEvents:
     ) -> None:
         self._nc = nc
         self._get_subject = f"$JS.API.DIRECT.GET.{stream}"
-        self._max_batch = max_batch
         self._timeout = timeout
-        self._waiting: dict[str, list[asyncio.Future[tuple[int, str] | None]]] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        # One turn of the event loop lets the reads asked for in the same moment join.
+        self._reads: Coalescer[str, tuple[int, str]] = Coalescer(
+            self._read, max_batch=max_batch, gather=0.0, name="last-events-flush"
+        )
         self._sub: Subscription | None = None
         self._inbox = ""
         self._numbers = itertools.count()
@@ -97,30 +99,7 @@ class LastEvents:
         """The sequence and ``CF-Event-Type`` of the subject's last message (None: none)."""
         if self._sub is None:
             await self.start()
-        done: asyncio.Future[tuple[int, str] | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(subject, []).append(done)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="last-events-flush")
-        return await done
-
-    async def _flush(self) -> None:
-        # One turn of the event loop lets the reads asked for in the same moment join.
-        await asyncio.sleep(0)
-        while self._waiting:
-            subjects = list(self._waiting)[: self._max_batch]
-            waiters = {subject: self._waiting.pop(subject) for subject in subjects}
-            try:
-                found = await self._read(subjects)
-            except Exception as exc:  # every waiter gets the error and retries on its own
-                for futures in waiters.values():
-                    for f in futures:
-                        if not f.done():
-                            f.set_exception(exc)
-                continue
-            for subject, futures in waiters.items():
-                for f in futures:
-                    if not f.done():
-                        f.set_result(found.get(subject))
+        return await self._reads.get(subject)
 
     async def _read(self, subjects: list[str]) -> dict[str, tuple[int, str]]:
         token = str(next(self._numbers))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from chronoflow_contracts.chrono import ChronoDefinition
 from chronoflow_contracts.runs import RunStatus
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_platform.schema import chrono_run_state, chrono_runs, chronos
+from chronoflow_scheduler.coalesce import Coalescer
 from chronoflow_scheduler.domain import definition_from_row
 
 
@@ -58,17 +58,14 @@ class ReadModel:
 
     def __init__(self, engine: AsyncEngine, *, max_batch: int = 500) -> None:
         self._engine = engine
-        self._max_batch = max_batch
-        self._waiting: dict[str, list[asyncio.Future[ChronoRow | None]]] = {}
-        self._flusher: asyncio.Task[None] | None = None
+        # A millisecond's wait lets the rest of a burst queue up behind the first load.
+        self._loads: Coalescer[str, ChronoRow] = Coalescer(
+            self.rows, max_batch=max_batch, gather=0.001, name="readmodel-flush"
+        )
 
     async def load(self, chrono_id: str) -> ChronoRow | None:
         """One chrono row (None if the read model does not have it)."""
-        done: asyncio.Future[ChronoRow | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(chrono_id, []).append(done)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush(), name="readmodel-flush")
-        return await done
+        return await self._loads.get(chrono_id)
 
     async def wait_for(
         self,
@@ -101,30 +98,8 @@ class ReadModel:
             pause = min(pause * 2, 0.5)
 
     async def close(self) -> None:
-        """Stop the loader (pending loads are cancelled)."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-
-    async def _flush(self) -> None:
-        # Give the rest of a burst a moment to queue up behind the first request.
-        await asyncio.sleep(0.001)
-        while self._waiting:
-            ids = list(self._waiting)[: self._max_batch]
-            waiters = {i: self._waiting.pop(i) for i in ids}
-            try:
-                rows = await self.rows(ids)
-            except Exception as exc:  # every waiter gets the error and retries on its own
-                for futures in waiters.values():
-                    for f in futures:
-                        if not f.done():
-                            f.set_exception(exc)
-                continue
-            for chrono_id, futures in waiters.items():
-                for f in futures:
-                    if not f.done():
-                        f.set_result(rows.get(chrono_id))
+        """Stop the loader (pending loads are left unanswered)."""
+        await self._loads.close()
 
     async def rows(self, ids: Sequence[str]) -> dict[str, ChronoRow]:
         """Several chrono rows at once."""
