@@ -42,9 +42,7 @@ async def test_each_message_is_handed_over_once_in_order_and_can_be_acknowledged
     async def deliver(msg: Msg) -> None:
         got.append(msg)
 
-    puller = Puller(nc, stream=stream, durable="d", deliver=deliver)
-    await puller.start()
-    try:
+    async with Puller(nc, stream=stream, durable="d", deliver=deliver) as puller:
         await puller.pull(3, 5.0)  # returns once all three are in, long before the expiry
         assert [m.data for m in got] == [b"0", b"1", b"2"]
         await puller.pull(10, 0.2)  # the other two, then the server ends the request
@@ -54,8 +52,6 @@ async def test_each_message_is_handed_over_once_in_order_and_can_be_acknowledged
             await msg.ack_sync()
         await puller.pull(10, 0.2)  # nothing left: an empty, ended request
         assert len(got) == 5
-    finally:
-        await puller.stop()
     info = await js.consumer_info(stream, "d")
     assert info.num_ack_pending == 0
     assert info.num_pending == 0
@@ -67,11 +63,7 @@ async def test_a_durable_that_is_gone_is_an_error(
     async def deliver(msg: Msg) -> None:
         raise AssertionError("nothing to deliver")
 
-    puller = Puller(nc, stream=stream, durable="d", deliver=deliver)
-    await puller.start()
-    try:
+    async with Puller(nc, stream=stream, durable="d", deliver=deliver) as puller:
         await js.delete_consumer(stream, "d")
         with pytest.raises(APIError):
             await puller.pull(10, 0.2)
-    finally:
-        await puller.stop()

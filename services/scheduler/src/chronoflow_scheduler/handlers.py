@@ -94,14 +94,12 @@ class FireConsumer:
 
     async def _consume(self) -> None:
         await self.ensure()
-        puller = Puller(
+        async with Puller(
             self._nc,
             stream=names.SCHEDULES_STREAM,
             durable=names.SCHEDULER_FIRE_DURABLE,
             deliver=self._dispatch,
-        )
-        await puller.start()
-        try:
+        ) as puller:
             while True:
                 room = self._max_in_flight - len(self._tasks)
                 if room <= 0:
@@ -112,8 +110,6 @@ class FireConsumer:
                 room = min(room, 2 * self._batch - self._service.intake.unprepared)
                 # A durable that is gone raises: run() starts over, which recreates it.
                 await puller.pull(min(self._batch, room), _IDLE_FETCH_SECONDS)
-        finally:
-            await puller.stop()
 
     async def _dispatch(self, msg: Msg) -> None:
         task = asyncio.create_task(self._service.handle(msg), name="fire")
@@ -192,18 +188,14 @@ class EventsConsumer:
 
     async def _consume(self) -> None:
         await self.ensure()
-        puller = Puller(
+        async with Puller(
             self._nc,
             stream=names.EVENTS_STREAM,
             durable=names.SCHEDULER_EVENTS_DURABLE,
             deliver=self._dispatch,
-        )
-        await puller.start()
-        try:
+        ) as puller:
             while True:
                 await puller.pull(256, 1.0)  # a durable that is gone raises (see run)
-        finally:
-            await puller.stop()
 
     async def _dispatch(self, msg: Msg) -> None:
         token = msg.subject.rsplit(".", 1)[-1]

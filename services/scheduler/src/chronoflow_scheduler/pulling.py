@@ -65,6 +65,13 @@ class Puller:
                 await self._sub.unsubscribe()
             self._sub = None
 
+    async def __aenter__(self) -> Puller:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
     async def pull(self, batch: int, wait: float) -> None:
         """Ask for up to ``batch`` messages, each handed to ``deliver`` as it arrives, and
         return once the request is over: all of them delivered, the server ended it (nothing
