@@ -10,36 +10,23 @@ from nats.js import JetStreamContext
 
 from chronoflow_contracts import names, new_id, utc_now
 from chronoflow_contracts.chrono import ChronoCreated, ChronoTriggered
-from chronoflow_platform.publishing import publish_event
 from chronoflow_scheduler.eventlog import EventLog, LastEvents
-from chronoflow_scheduler.testing import http_definition, once
+from chronoflow_scheduler.testing import ChronoWriter, http_definition, once
 
 
-async def _created(js: JetStreamContext) -> tuple[str, int]:
-    chrono_id = new_id()
-    event = ChronoCreated(
-        chrono_id=chrono_id,
-        definition=http_definition(once(utc_now() + timedelta(hours=1))),
-        next_run_at=None,
-    )
-    ack = await publish_event(
-        js, names.aggregate_subject("chrono", chrono_id), event, expected_last_subject_sequence=0
-    )
-    return chrono_id, ack.seq
+async def _created(writer: ChronoWriter) -> tuple[str, int]:
+    chrono_id = await writer.create(http_definition(once(utc_now() + timedelta(hours=1))))
+    return chrono_id, writer.versions[chrono_id]
 
 
 async def test_concurrent_reads_each_get_their_own_subjects_last_event(
     nc: NatsClient, js: JetStreamContext
 ) -> None:
-    chronos = [await _created(js) for _ in range(5)]
+    writer = ChronoWriter(js)
+    chronos = [await _created(writer) for _ in range(5)]
     # One chrono has a later event (a trigger): its last event is that one.
     moved_id, moved_version = chronos[0]
-    trigger = await publish_event(
-        js,
-        names.aggregate_subject("chrono", moved_id),
-        ChronoTriggered(chrono_id=moved_id, run_id=new_id(), requested_at=utc_now()),
-        expected_last_subject_sequence=moved_version,
-    )
+    _, trigger_seq = await writer.trigger(moved_id)
     log = EventLog(nc, js)
     await log.start()
     try:
@@ -47,11 +34,11 @@ async def test_concurrent_reads_each_get_their_own_subjects_last_event(
         lasts = await asyncio.gather(
             *(log.last(chrono_id) for chrono_id, _ in chronos), log.last(missing)
         )
-        assert lasts[0] == (trigger.seq, ChronoTriggered.TYPE)
+        assert lasts[0] == (trigger_seq, ChronoTriggered.TYPE)
         assert lasts[1:5] == [(version, ChronoCreated.TYPE) for _, version in chronos[1:]]
         assert lasts[5] is None
         verdict = await log.verify(moved_id, moved_version)  # only a trigger followed
-        assert (verdict.holds, verdict.latest) == (True, trigger.seq)
+        assert (verdict.holds, verdict.latest) == (True, trigger_seq)
         assert (await log.verify(missing, 3)).holds is False
     finally:
         await log.stop()
@@ -60,7 +47,8 @@ async def test_concurrent_reads_each_get_their_own_subjects_last_event(
 async def test_more_reads_than_one_batch_holds_are_split(
     nc: NatsClient, js: JetStreamContext
 ) -> None:
-    chronos = [await _created(js) for _ in range(7)]
+    writer = ChronoWriter(js)
+    chronos = [await _created(writer) for _ in range(7)]
     lasts = LastEvents(nc, stream=names.EVENTS_STREAM, max_batch=3)
     await lasts.start()
     try:
