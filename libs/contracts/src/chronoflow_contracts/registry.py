@@ -80,6 +80,10 @@ def decode(event_type: str, version: int, body: bytes | str | Mapping[str, Any])
         raise UnknownEventError(f"unknown event type {event_type!r}")
     if version > model.VERSION or version < 1:
         raise UnknownEventError(f"unknown version {version} of {event_type!r}")
+    if version == model.VERSION and not isinstance(body, Mapping):
+        # Nothing to upcast: pydantic parses and validates the JSON in one pass, with no dict
+        # built in between (every consumer decodes every message it reads).
+        return model.model_validate_json(body)
     data: dict[str, Any] = dict(body) if isinstance(body, Mapping) else json.loads(body)
     for v in range(version, model.VERSION):
         data = UPCASTERS[(event_type, v)](data)

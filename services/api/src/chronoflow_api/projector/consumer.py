@@ -22,7 +22,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chronoflow_api.projector.views import APPLY, Apply
-from chronoflow_contracts import LATEST, Event, decode, names
+from chronoflow_contracts import Event, decode, names
+from chronoflow_platform.delivery import stream_sequence_of
 from chronoflow_platform.schema import projection_checkpoints
 from chronoflow_platform.telemetry import consumer_span, tracing_active
 
@@ -37,8 +38,6 @@ BATCH = 500
 #: transaction (five round trips) while 20 ms gathers a dozen into one, and no one waits on
 #: history to be that fresh.
 LINGER = {names.EVENTS_STREAM: 0.0, names.RUNS_STREAM: 0.02}
-#: Tokens in a JetStream ack subject of the older form (no domain, no account hash).
-_V1_ACK_TOKENS = 9
 
 
 @dataclass(frozen=True)
@@ -224,7 +223,7 @@ class StreamProjector:
             run: list[tuple[Event, int]] = []
             run_apply: Apply | None = None
             for msg in msgs:
-                seq = stream_seq(msg)
+                seq = stream_sequence_of(msg)
                 last = max(last, seq)
                 if seq <= checkpoint:
                     continue  # a redelivery of something already applied
@@ -239,7 +238,7 @@ class StreamProjector:
                     run = []
                 run_apply = apply
                 version = int(headers.get(names.EVENT_VERSION, "1"))
-                run.append((decode_body(event_type, version, msg.data), seq))
+                run.append((decode(event_type, version, msg.data), seq))
                 applied += 1
             if run_apply is not None:
                 await run_apply(conn, run)
@@ -267,7 +266,7 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
     # transaction that wrote it (from its start to its commit), so a trace reaches from the
     # API request (or the executor) to the read-model write.
     for msg in msgs:
-        if stream_seq(msg) <= checkpoint:
+        if stream_sequence_of(msg) <= checkpoint:
             continue
         headers = msg.headers or {}
         with consumer_span(
@@ -277,26 +276,6 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
             start_time=started,
         ):
             pass
-
-
-def stream_seq(msg: Msg) -> int:
-    """The message's stream sequence, read from its reply subject as ``msg.metadata`` does,
-    without the timestamp and the two dataclasses that builds for every message."""
-    # $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<pending>, or
-    # with <domain>.<account hash> after ACK (and possibly a token at the end) in the newer form.
-    tokens = msg.reply.split(".")
-    if len(tokens) == _V1_ACK_TOKENS:
-        return int(tokens[5])
-    return int(tokens[7])
-
-
-def decode_body(event_type: str, version: int, body: bytes) -> Event:
-    """``decode``, parsing and validating in one pass when the body is of the latest version
-    (nothing to upcast): pydantic reads the bytes itself, with no dict built in between."""
-    model = LATEST.get(event_type)
-    if model is not None and version == model.VERSION:
-        return model.model_validate_json(body)
-    return decode(event_type, version, body)
 
 
 async def drain(
