@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -46,6 +46,7 @@ from chronoflow_scheduler.testing import (
     every,
     http_definition,
     once,
+    stream_events,
 )
 
 WAIT = 20.0
@@ -172,6 +173,44 @@ async def test_one_shot_fires_once_then_finishes(
     # ChronoFinished alone says the chrono has no next run: no ScheduleArmed(null) follows.
     armed = await collect(clean_stack, names.RUNS_STREAM, ScheduleArmed)
     assert [a.next_run_at for a in armed if a.chrono_id == chrono_id] == [due]
+
+
+async def stored_at(js: JetStreamContext, chrono_id: str) -> list[tuple[RunRequested, datetime]]:
+    """One chrono's RunRequested with the moment JetStream stored each."""
+    found = []
+    async for seq, event in stream_events(js, names.WORK_STREAM):
+        if isinstance(event, RunRequested) and event.chrono_id == chrono_id:
+            raw = await js.get_msg(names.WORK_STREAM, seq)
+            assert raw.time is not None
+            found.append((event, raw.time))
+    return found
+
+
+async def test_an_occurrence_is_in_the_work_queue_ahead_of_its_instant(
+    scheduler: Scheduler, writer: ChronoWriter, clean_stack: JetStreamContext
+) -> None:
+    ahead = timedelta(seconds=scheduler.settings.release_ahead_seconds)
+    assert ahead > timedelta(0)
+    due = utc_now() + timedelta(seconds=scheduler.settings.fire_lead_seconds + 1)
+    chrono_id = await writer.create(http_definition(once(due)))
+    await until_runs(clean_stack, chrono_id, 1)
+    [(run, stored)] = await stored_at(clean_stack, chrono_id)
+    # Stored about release_ahead early (the executor holds it until scheduledFor); not when
+    # the fire arrived, a lead earlier.
+    assert run.scheduled_for == due
+    assert due - ahead <= stored < due
+
+
+async def test_a_concurrency_one_occurrence_is_released_at_its_instant(
+    scheduler: Scheduler, writer: ChronoWriter, clean_stack: JetStreamContext
+) -> None:
+    # The overlap rule asks what runs at the instant, so it is not decided ahead.
+    due = utc_now() + timedelta(seconds=scheduler.settings.fire_lead_seconds + 1)
+    chrono_id = await writer.create(http_definition(once(due), concurrency=1))
+    await until_runs(clean_stack, chrono_id, 1)
+    [(run, stored)] = await stored_at(clean_stack, chrono_id)
+    assert run.scheduled_for == due
+    assert stored >= due
 
 
 async def test_recurring_keeps_going(

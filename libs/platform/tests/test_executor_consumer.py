@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -14,10 +15,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
-from chronoflow_contracts import decode, names
+from chronoflow_contracts import decode, names, utc_now
 from chronoflow_contracts.chrono import ChronoDefinition, TargetType
 from chronoflow_contracts.runs import RunCompleted, RunRequested
 from chronoflow_platform.delivery import Delivery, delivery_of
+from chronoflow_platform.executor import handler as handler_module
 from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
 from chronoflow_platform.executor.handler import RunRequestHandler
 from chronoflow_platform.executor.metrics import RunMetrics
@@ -293,6 +295,58 @@ async def test_a_message_that_is_not_an_http_run_is_dropped(
         async with asyncio.timeout(5):
             await until(lambda: queue_empty(queue))
     assert executor.calls == 0
+
+
+class _Clocked:
+    """An executor that notes when each run started."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, datetime] = {}
+
+    async def execute(self, request: RunRequested) -> None:
+        self.started[request.run_id] = utc_now()
+
+    async def give_up(self, request: RunRequested, reason: str) -> None:
+        raise AssertionError(f"gave up on {request.run_id}: {reason}")
+
+
+async def test_a_run_released_ahead_of_its_instant_starts_at_the_instant(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    executor = _Clocked()
+    handler = RunRequestHandler(executor, "http", max_deliver=5)
+    due = utc_now() + timedelta(seconds=0.6)
+    ahead = run_request(http_definition("http://127.0.0.1:9/"), scheduled_for=due)
+    past = run_request(http_definition("http://127.0.0.1:9/"))
+    await publish_run(queue, ahead)
+    await publish_run(queue, past)
+    async with consuming(nc, queue, handler, options()):
+        async with asyncio.timeout(10):
+            await until(lambda: queue_empty(queue))
+    # Held until its instant (and acknowledged after), while the one already due ran at once
+    # even though it was queued behind it.
+    assert executor.started[ahead.run_id] >= due
+    assert executor.started[past.run_id] < due
+
+
+async def test_a_run_far_ahead_of_this_hosts_clock_is_held_only_so_long(
+    nc: NatsClient,
+    queue: JetStreamContext,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(handler_module, "MAX_EARLY_HOLD_S", 0.3)
+    executor = _Clocked()
+    handler = RunRequestHandler(executor, "http", max_deliver=5)
+    request = run_request(
+        http_definition("http://127.0.0.1:9/"), scheduled_for=utc_now() + timedelta(hours=1)
+    )
+    await publish_run(queue, request)
+    async with consuming(nc, queue, handler, options()):
+        async with asyncio.timeout(10):
+            await until(lambda: queue_empty(queue))
+    assert request.run_id in executor.started
+    assert "before it is due" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,7 @@ class Scheduler:
                 read_model_wait_seconds=settings.read_model_wait_seconds,
                 retry_delay_seconds=settings.retry_delay_seconds,
                 running_stale_seconds=settings.running_stale_seconds,
+                release_ahead_seconds=settings.release_ahead_seconds,
             ),
         )
         self.lifecycle = LifecycleService(

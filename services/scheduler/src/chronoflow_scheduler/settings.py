@@ -18,6 +18,12 @@ class SchedulerSettings(BaseServiceSettings):
     fire_lead_seconds: float = Field(
         default=20.0, ge=1.0, le=300.0, validation_alias="SCHEDULER_FIRE_LEAD_SECONDS"
     )
+    # Occurrences go to the work queue this long before their instant and executors hold
+    # them until it: a burst is stored, and its follow-ups written, before it is due. A pause,
+    # edit or delete later than this applies from the next occurrence (docs/scheduler.md).
+    release_ahead_seconds: float = Field(
+        default=2.0, ge=0.0, le=10.0, validation_alias="SCHEDULER_RELEASE_AHEAD_SECONDS"
+    )
     # How soon the fires a crashed replica was holding are redelivered to another one. Held
     # fires are marked in progress every third of this, so it can stay short.
     fire_ack_wait_seconds: float = Field(

@@ -1,12 +1,17 @@
 """The subscriber skeleton: decode a RunRequested from a work queue, run it, settle the message.
 
-A message is acknowledged only after the attempt's RunCompleted (and any retry) is stored, so
-a crash at any point means a redelivery, never a lost run.
+A run never starts before its ``scheduledFor``: the scheduler puts occurrences in the work
+queue a little ahead of their instant (``SCHEDULER_RELEASE_AHEAD_SECONDS``), and the handler
+holds such a run until the instant. A message is acknowledged only after the attempt's
+RunCompleted (and any retry) is stored, so a crash at any point means a redelivery, never a
+lost run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -27,10 +32,28 @@ log = logging.getLogger(__name__)
 
 #: Longest pause before a message whose handling crashed is offered again.
 MAX_REDELIVERY_DELAY_S = 30.0
+#: Longest a run that arrives before its ``scheduledFor`` is held. The scheduler releases at
+#: most 10 s ahead; a run further ahead means this host's clock disagrees with the
+#: scheduler's, and holding it for ever would block its slot, so it starts after this long.
+MAX_EARLY_HOLD_S = 15.0
 #: Sees each delivery before it is handled (backlog and redelivery metrics).
 DeliveryObserver = Callable[[Delivery], None]
 #: Whether history already holds a request's outcome (so a redelivery need not run it again).
 FinishedCheck = Callable[[RunRequested], Awaitable[bool]]
+
+
+async def _hold(request: RunRequested, early: float) -> None:
+    """Wait until ``request`` is due (its message keeps its slot and stays unacknowledged)."""
+    if early > MAX_EARLY_HOLD_S:
+        log.warning(
+            "run %s arrived %.1f s before it is due; starting it in %.0f s (are the clocks of "
+            "this host and the scheduler's in sync?)",
+            request.run_id,
+            early,
+            MAX_EARLY_HOLD_S,
+        )
+        early = MAX_EARLY_HOLD_S
+    await asyncio.sleep(early)
 
 
 class RunExecutor(Protocol):
@@ -100,6 +123,9 @@ class RunRequestHandler:
             return
         chrono_id_var.set(request.chrono_id)
         run_id_var.set(request.run_id)
+        early = request.scheduled_for.timestamp() - time.time()
+        if early > 0:
+            await _hold(request, early)
         if not tracing_active():
             # No tracer installed: skip building a no-op span for every run.
             await self._run(msg, request, delivery.number)

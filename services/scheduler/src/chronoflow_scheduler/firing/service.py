@@ -1,9 +1,10 @@
 """What happens when a chrono's schedule fires: check, prepare, hold, emit, continue.
 
 A fired message arrives ``fire_lead_seconds`` early. While it waits, the scheduler checks the
-schedule still holds, loads the chrono and encodes its RunRequested; at the due instant the
-release gate hands the prepared run to the work batcher, unless the chrono changed meanwhile,
-runs late or needs the overlap check: those take the slow path (check again, decide, emit).
+schedule still holds, loads the chrono and encodes its RunRequested; ``release_ahead_seconds``
+before the due instant the release gate hands the prepared run to the work batcher (executors
+hold a run until its ``scheduledFor``), unless the chrono changed meanwhile, runs late or needs
+the overlap check: those take the slow path (check again, decide, emit).
 Then the next occurrence is armed or the one-shot finished. The message is acknowledged only
 after all of that is stored, so a crash anywhere means redelivery; message ids make the
 repeat harmless.
@@ -15,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -53,6 +54,10 @@ class FireTiming:
     read_model_wait_seconds: float
     retry_delay_seconds: float
     running_stale_seconds: float
+    #: How long before its instant an occurrence goes to the work queue (see docs/scheduler.md,
+    #: "Release ahead"): a burst's runs are then stored, and its follow-ups written, while the
+    #: executors wait for the instant instead of while they work.
+    release_ahead_seconds: float = 0.0
     #: Fires prepared at once. Their rows load in one query and their runs are encoded in
     #: one turn of the event loop, which delays every release due meanwhile: a few dozen
     #: keep that turn to a few milliseconds and still prepare thousands a second.
@@ -74,7 +79,9 @@ class _Held:
     overlap_check: bool
     plan: FirePlan
     work: Prepared | None
-    #: Resolves at the instant with None (slow path), or once the prepared run is stored
+    #: When the release gate lets it go: the instant, or ``release_ahead_seconds`` before it.
+    release_at: datetime
+    #: Resolves at the release with None (slow path), or once the prepared run is stored
     #: with the time it was stored (fast path).
     released: asyncio.Future[datetime | None] = field(repr=False)
 
@@ -202,36 +209,41 @@ class FireService:
     def _prepare(self, fire: ScheduleMessage, watch: Watch, row: ChronoRow) -> _Held:
         """Decide as if on time and encode the run now, while there is time to spare."""
         plan = self._plan(row, fire, at=fire.due_at)
+        overlap_check = row.definition.config.concurrency == 1
+        # The overlap rule asks whether the previous run is still running at the instant, so
+        # such a chrono is decided at the instant itself, never ahead.
+        ahead = 0.0 if overlap_check else self._timing.release_ahead_seconds
         return _Held(
             fire=fire,
             watch=watch,
             version=row.version,
             schedule=row.definition.schedule,
-            overlap_check=row.definition.config.concurrency == 1,
+            overlap_check=overlap_check,
             plan=plan,
             work=self._outcomes.encode(row, plan),
+            release_at=fire.due_at - timedelta(seconds=ahead),
             released=asyncio.get_running_loop().create_future(),
         )
 
     async def _hold(self, msg: Msg, held: _Held) -> datetime | None:
-        """Wait for the release at the due instant (the keepalive loop tells JetStream the
-        message is still in hand meanwhile)."""
+        """Wait for the release (the keepalive loop tells JetStream the message is still in
+        hand meanwhile)."""
 
         def release() -> None:
             self._release(held)
 
-        self._gate.at(held.fire.due_at, release)
+        self._gate.at(held.release_at, release)
         self._metrics.held.inc()
         try:
             return await held.released
         finally:
             self._metrics.held.dec()
-            self._gate.discard(held.fire.due_at, release)
+            self._gate.discard(held.release_at, release)
             if not held.released.done():
                 held.released.cancel()
 
     def _release(self, held: _Held) -> None:
-        """At the due instant: hand the prepared run over, or wake the task for the slow path."""
+        """At the release: hand the prepared run over, or wake the task for the slow path."""
         if held.released.done():
             return
         fast = (
