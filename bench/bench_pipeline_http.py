@@ -416,8 +416,11 @@ async def run_scenario(
     # Until every run arrived (or nothing new arrives for 15 s after the last due instant).
     stalled_since = time.monotonic()
     seen = 0
+    cpu_at_due: dict[str, float] | None = None
     while len(sink.first) < expected:
         await asyncio.sleep(0.05)
+        if cpu_at_due is None and time.time() >= first_due:
+            cpu_at_due = {role: cpu_seconds(p) for role, p in pids.items()}
         if len(sink.first) != seen:
             seen = len(sink.first)
             stalled_since = time.monotonic()
@@ -469,6 +472,13 @@ async def run_scenario(
         for role in sorted(used)
     ]
     print("  CPU per run: " + ", ".join(shares))
+    if ahead and cpu_at_due is not None:
+        # What the release ahead left for the drain itself.
+        after = {role: cpu_after[role] - cpu_at_due[role] for role in pids}
+        print(
+            "    of which after the instant: "
+            + ", ".join(f"{r} {after[r] / max(expected, 1) * 1000:.2f} ms" for r in sorted(after))
+        )
     ours = sum(used.values())
     per_run = ours / max(expected, 1)
     if via == "scheduler":

@@ -73,7 +73,12 @@ def scheduler_settings(**overrides: object) -> SchedulerSettings:
     A short lead keeps the tests short; the mechanism is the same as with the default.
     """
     return SchedulerSettings.model_validate(
-        {"SCHEDULER_FIRE_ACK_WAIT_SECONDS": 5, "SCHEDULER_FIRE_LEAD_SECONDS": 3, **overrides}
+        {
+            "SCHEDULER_FIRE_ACK_WAIT_SECONDS": 5,
+            "SCHEDULER_FIRE_LEAD_SECONDS": 3,
+            "SCHEDULER_RELEASE_AHEAD_SECONDS": 1,
+            **overrides,
+        }
     )
 
 

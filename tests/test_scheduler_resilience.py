@@ -214,6 +214,7 @@ async def spawn_scheduler(
         "CHRONOFLOW_DUPLICATE_WINDOW_SECONDS": str(TEST_DUPLICATE_WINDOW),
         "SCHEDULER_FIRE_ACK_WAIT_SECONDS": "3",
         "SCHEDULER_FIRE_LEAD_SECONDS": "2",
+        "SCHEDULER_RELEASE_AHEAD_SECONDS": "0.5",
     }
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
@@ -323,7 +324,7 @@ async def test_nats_restart_with_two_replicas_fires_everything_once(
 ) -> None:
     # A short lead, so that at the stop some occurrences are fired and held in a replica
     # while others are still schedule messages waiting in the stream for their instant.
-    lead = {"SCHEDULER_FIRE_LEAD_SECONDS": 2}
+    lead = {"SCHEDULER_FIRE_LEAD_SECONDS": 2, "SCHEDULER_RELEASE_AHEAD_SECONDS": 0.5}
     first = await replicas.start(**lead)
     second = await replicas.start(**lead)
     start = utc_now()

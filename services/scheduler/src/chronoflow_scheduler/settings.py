@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chronoflow_platform.settings import BaseServiceSettings
 
@@ -22,7 +22,7 @@ class SchedulerSettings(BaseServiceSettings):
     # them until it: a burst is stored, and its follow-ups written, before it is due. A pause,
     # edit or delete later than this applies from the next occurrence (docs/scheduler.md).
     release_ahead_seconds: float = Field(
-        default=2.0, ge=0.0, le=10.0, validation_alias="SCHEDULER_RELEASE_AHEAD_SECONDS"
+        default=3.0, ge=0.0, le=10.0, validation_alias="SCHEDULER_RELEASE_AHEAD_SECONDS"
     )
     # How soon the fires a crashed replica was holding are redelivered to another one. Held
     # fires are marked in progress every third of this, so it can stay short.
@@ -65,3 +65,14 @@ class SchedulerSettings(BaseServiceSettings):
     work_batch_size: int = Field(
         default=500, ge=1, le=1000, validation_alias="SCHEDULER_WORK_BATCH_SIZE"
     )
+
+    @model_validator(mode="after")
+    def _released_within_the_lead(self) -> SchedulerSettings:
+        # A fire arrives fire_lead_seconds early at best; releasing further ahead than that
+        # could never happen as configured.
+        if self.release_ahead_seconds >= self.fire_lead_seconds:
+            raise ValueError(
+                "SCHEDULER_RELEASE_AHEAD_SECONDS must be less than SCHEDULER_FIRE_LEAD_SECONDS "
+                f"(got {self.release_ahead_seconds:g} and {self.fire_lead_seconds:g})"
+            )
+        return self
