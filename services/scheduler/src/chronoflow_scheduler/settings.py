@@ -25,7 +25,7 @@ class SchedulerSettings(BaseServiceSettings):
         default=3.0, ge=0.0, le=10.0, validation_alias="SCHEDULER_RELEASE_AHEAD_SECONDS"
     )
     # How soon the fires a crashed replica was holding are redelivered to another one. Held
-    # fires are marked in progress every third of this, so it can stay short.
+    # fires are marked in progress a third of this before its deadline, so it can stay short.
     fire_ack_wait_seconds: float = Field(
         default=6.0, ge=1.0, validation_alias="SCHEDULER_FIRE_ACK_WAIT_SECONDS"
     )
