@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chronoflow_api.projector import views
-from chronoflow_contracts import new_id
+from chronoflow_contracts import encode, new_id
 from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import (
     RunCompleted,
@@ -206,15 +206,23 @@ async def before_batch(conn: AsyncConnection, history: list[RunEvent | ScheduleA
 
 
 async def batched_and_one_by_one(
-    engine: AsyncEngine, history: list[RunEvent | ScheduleArmed], batch: list[RunEvent]
+    engine: AsyncEngine,
+    history: list[RunEvent | ScheduleArmed],
+    batch: list[RunEvent],
+    *,
+    read: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The tables after ``history`` and then ``batch``, applied by run_events in one go and
-    one event at a time; nothing stays behind (both roll back)."""
+    one event at a time; nothing stays behind (both roll back). With ``read`` the batch goes
+    to run_events as the projector reads it off the stream (views.READ, from the bodies)."""
     chronos = sorted({e.chrono_id for e in [*history, *batch]})
+    items: list[Any] = (
+        [views.READ[e.TYPE](e.TYPE, e.VERSION, encode(e)) for e in batch] if read else batch
+    )
     async with engine.connect() as conn:
         async with conn.begin() as tx:
             await before_batch(conn, history)
-            await views.run_events(conn, [(e, seq) for seq, e in enumerate(batch, start=1)])
+            await views.run_events(conn, [(e, seq) for seq, e in enumerate(items, start=1)])
             batched = await tables(conn, chronos)
             await tx.rollback()
         async with conn.begin() as tx:
@@ -234,15 +242,17 @@ async def batched_and_one_by_one(
 @given(
     history=st.lists(st.one_of(run_event, armed), max_size=4),
     batch=st.lists(run_event, min_size=1, max_size=8),
+    read=st.booleans(),
 )
 async def test_a_batch_of_run_events_ends_where_one_by_one_does(
-    engine: AsyncEngine, history: list[Spec], batch: list[Spec]
+    engine: AsyncEngine, history: list[Spec], batch: list[Spec], read: bool
 ) -> None:
     chronos = [new_id(), new_id()]
     batched, one_by_one = await batched_and_one_by_one(
         engine,
         [build(spec, chronos) for spec in history],
         [build_run(spec, chronos) for spec in batch],
+        read=read,
     )
     assert batched == one_by_one
 

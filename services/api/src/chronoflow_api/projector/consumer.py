@@ -9,8 +9,10 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -21,8 +23,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from chronoflow_api.projector.views import APPLY, Apply
-from chronoflow_contracts import Event, decode, names
+from chronoflow_api.projector.views import APPLY, READ, Apply
+from chronoflow_contracts import decode, names
 from chronoflow_platform.delivery import stream_sequence_of
 from chronoflow_platform.schema import projection_checkpoints
 from chronoflow_platform.telemetry import consumer_span, tracing_active
@@ -226,7 +228,7 @@ class StreamProjector:
             last = checkpoint
             applied = 0
             # Consecutive events with the same apply function go to it together.
-            run: list[tuple[Event, int]] = []
+            run: list[tuple[Any, int]] = []
             run_apply: Apply | None = None
             for msg in msgs:
                 seq = stream_sequence_of(msg)
@@ -244,7 +246,8 @@ class StreamProjector:
                     run = []
                 run_apply = apply
                 version = int(headers.get(names.EVENT_VERSION, "1"))
-                run.append((decode(event_type, version, msg.data), seq))
+                read: Callable[[str, int, bytes], Any] = READ.get(event_type, decode)
+                run.append((read(event_type, version, msg.data), seq))
                 applied += 1
             if run_apply is not None:
                 await run_apply(conn, run)
