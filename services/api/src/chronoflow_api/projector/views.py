@@ -5,8 +5,8 @@ Each function receives a run of consecutive events it handles (in stream order) 
 inside the projector's batch transaction, so the changes and the stream checkpoint that
 covers them commit together. Inserts and upserts go as one executemany per run (executed row
 by row, in order); run history, thousands of events a second, goes as two statements per
-batch that take it as arrays (see run_events). Applying an event twice is prevented by the
-checkpoint, not by these functions.
+batch that take it as one JSON document each (see run_events). Applying an event twice is
+prevented by the checkpoint, not by these functions.
 """
 
 from __future__ import annotations
@@ -194,11 +194,12 @@ async def chrono_deleted(conn: AsyncConnection, batch: Batch) -> None:
 # folded first to what applying its events one by one would leave (see run_events and
 # _newest_candidates).
 #
-# One document, not one array parameter per column: asyncpg encodes an array element by
-# element in Python-facing code (an abstract-class isinstance for each, ~1 us for an instant),
-# ~18 us a run for the two statements, where pydantic-core writes the rows as JSON in one call
-# (instants as ISO 8601 with their offsets, enum members as their values) and Postgres reads
-# them back in C.
+# One document, not one array parameter per column: asyncpg encodes arrays element by element
+# (an abstract-class isinstance per element, ~1 us for an instant), where pydantic-core writes
+# all the rows as JSON in one call (instants as ISO 8601 with their offsets, enum members as
+# their values) and Postgres reads them back in C. run_events alone (its events already
+# decoded), 500-run batches: 21-29 us of CPU a run with arrays, 13-15 with the document, and
+# Postgres's about the same (14-18 us a run, 15-19).
 
 _RUN_COLUMNS = [c.name for c in chrono_runs.columns]
 
