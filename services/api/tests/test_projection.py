@@ -364,3 +364,32 @@ async def test_a_lingering_drain_takes_what_arrives_meanwhile() -> None:
         inbox.put_nowait("third")
         taken: list[Any] = await taking
         assert taken == expected
+
+
+async def test_a_busy_stream_keeps_lingering_until_the_batch_is_full_or_quiet(
+    monkeypatch: Any,
+) -> None:
+    """While each linger brings at least ``busy`` more events the batch waits another one;
+    a quieter linger or a full batch ends it."""
+    import asyncio
+
+    from chronoflow_api.projector import consumer
+
+    async def run(size: int, busy: int | None) -> list[Any]:
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        inbox.put_nowait("a")
+        # Each linger is one step of this script: what arrives while drain sleeps.
+        arrivals = iter([["b", "c"], ["d", "e"], ["f"], ["g", "h", "i"]])
+
+        async def linger(_: float) -> None:
+            for m in next(arrivals):
+                inbox.put_nowait(m)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(asyncio, "sleep", linger)
+            return await consumer.drain(inbox, size, linger=0.02, busy=busy)
+
+    assert await run(500, None) == ["a", "b", "c"]  # one linger, busy or not
+    assert await run(500, 2) == ["a", "b", "c", "d", "e", "f"]  # stops after the quiet one
+    assert await run(4, 2) == ["a", "b", "c", "d"]  # full: no third linger
+    assert await run(500, 3) == ["a", "b", "c"]  # two is not busy enough

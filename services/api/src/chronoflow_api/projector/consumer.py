@@ -38,6 +38,12 @@ BATCH = 500
 #: transaction (five round trips) while 20 ms gathers a dozen into one, and no one waits on
 #: history to be that fresh.
 LINGER = {names.EVENTS_STREAM: 0.0, names.RUNS_STREAM: 0.02}
+#: While a linger brings at least this many more events the stream is busy, and the batch
+#: waits another linger (until it is full): per batch the projector pays a transaction (five
+#: round trips), a checkpoint, an ack and an announcement, so a burst's 5,000 run events a
+#: second cost less in a few full batches than in many of a hundred. Below it (a spread's few
+#: hundred runs a second) a batch goes after one linger, as fresh as before.
+BUSY = 40
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,7 @@ class StreamProjector:
         inbox: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def deliver(msg: Msg) -> None:
-            await inbox.put(msg)
+            inbox.put_nowait(msg)  # unbounded: never waits, so no coroutine step for it
 
         sub = await self.js.subscribe_bind(
             self.stream, config, names.PROJECTOR_DURABLE, cb=deliver, manual_ack=True
@@ -198,7 +204,7 @@ class StreamProjector:
         self, conn: AsyncConnection, inbox: asyncio.Queue[Msg], stop_at: int | None
     ) -> bool:
         while True:
-            msgs = await drain(inbox, BATCH, linger=self._linger)
+            msgs = await drain(inbox, BATCH, linger=self._linger, busy=BUSY)
             if not msgs:
                 await self._observe_lag(None)
                 continue
@@ -279,17 +285,28 @@ def _record_spans(msgs: list[Msg], checkpoint: int, started: int) -> None:
 
 
 async def drain(
-    inbox: asyncio.Queue[Msg], size: int, *, idle: float = 5.0, linger: float = 0.0
+    inbox: asyncio.Queue[Msg],
+    size: int,
+    *,
+    idle: float = 5.0,
+    linger: float = 0.0,
+    busy: int | None = None,
 ) -> list[Msg]:
     """Wait (up to ``idle`` s) for one message, then (after ``linger`` s, unless a batch is
-    already there) take whatever else arrived."""
+    already there) take whatever else arrived. With ``busy``, a linger that brought at least
+    that many messages is followed by another, until ``size`` are there or one brings fewer."""
     try:
         async with asyncio.timeout(idle):  # unlike wait_for, no task per call
             msgs = [await inbox.get()]
     except TimeoutError:
         return []
-    if linger and inbox.qsize() < size - 1:
-        await asyncio.sleep(linger)
+    if linger:
+        waiting = inbox.qsize()
+        while waiting < size - 1:
+            await asyncio.sleep(linger)
+            arrived, waiting = inbox.qsize() - waiting, inbox.qsize()
+            if busy is None or arrived < busy:
+                break
     while len(msgs) < size and not inbox.empty():
         msgs.append(inbox.get_nowait())
     return msgs
