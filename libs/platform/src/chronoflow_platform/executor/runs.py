@@ -14,13 +14,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.js import JetStreamContext
 
 from chronoflow_contracts import decode, names, new_id, utc_now
+from chronoflow_contracts.chrono import TargetType
 from chronoflow_contracts.runs import (
     RunCompleted,
+    RunEvent,
     RunRequested,
     RunStarted,
     RunStatus,
@@ -99,7 +101,7 @@ class RunLedger:
         """Queue the attempt's RunStarted; await ``started`` to know it is stored."""
         started_at = utc_now()
         subject = names.runs_subject(request.chrono_id)
-        event = RunStarted(**identity(request), target_type=self._type, started_at=started_at)
+        event = started_event(request, self._type, started_at)
         stored = self._recorder.record(subject, event, msg_id=started_msg_id(request.run_id))
         stored.add_done_callback(_observed)
         return OpenRun(request, started_at, stored, subject, self._recorder)
@@ -125,9 +127,9 @@ class RunLedger:
         request = run.request
         if due is not None:
             result = {**(result or {}), "nextAttemptAt": due.isoformat()}
-        completed = RunCompleted(
-            **identity(request),
-            target_type=self._type,
+        completed = completed_event(
+            request,
+            self._type,
             status=status,
             started_at=run.started_at,
             finished_at=finished.at,
@@ -224,6 +226,106 @@ class RunLedger:
         if not ack.duplicate:
             # A redelivered attempt lines up the same retry again, which JetStream drops.
             self._metrics.target_retries.inc()
+
+
+_Event = TypeVar("_Event", bound=RunEvent)
+_set = object.__setattr__
+#: The fields of a run event the ledger always gives (the rest are the envelope's defaults).
+_GIVEN_STARTED = frozenset(RunStarted.model_fields) - {"event_id", "occurred_at"}
+_GIVEN_COMPLETED = frozenset(RunCompleted.model_fields) - {"event_id", "occurred_at"}
+#: RunCompleted's one constraint that a caller's value could break.
+_SNIPPET_LIMIT: int = next(
+    limit
+    for constraint in RunCompleted.model_fields["response_snippet"].metadata
+    if isinstance(limit := getattr(constraint, "max_length", None), int)
+)
+
+
+def _trusted(model: type[_Event], values: dict[str, Any], given: frozenset[str]) -> _Event:
+    """The event the validated constructor would build from ``values``, without validating.
+
+    The ledger builds two events per run from a validated RunRequested and values it made
+    itself (aware instants from ``utc_now``, enum members, ``duration_ms``'s non-negative
+    whole number), which pydantic would only check and copy again: ~5 us per event. ``values``
+    must hold every field, in the model's order (the JSON follows the dict's order); a test
+    holds the result to the validated constructor's, bytes and all.
+    """
+    event = model.__new__(model)
+    _set(event, "__dict__", values)
+    _set(event, "__pydantic_fields_set__", set(given))
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def started_event(
+    request: RunRequested, target_type: TargetType, started_at: datetime
+) -> RunStarted:
+    """``RunStarted(**identity(request), target_type=..., started_at=...)``, unvalidated."""
+    return _trusted(
+        RunStarted,
+        {
+            "event_id": new_id(),
+            "occurred_at": utc_now(),
+            "correlation_id": request.correlation_id,
+            "causation_id": request.event_id,
+            "chrono_id": request.chrono_id,
+            "run_id": request.run_id,
+            "occurrence_id": request.occurrence_id,
+            "scheduled_for": request.scheduled_for,
+            "trigger": request.trigger,
+            "attempt": request.attempt,
+            "target_type": target_type,
+            "started_at": started_at,
+        },
+        _GIVEN_STARTED,
+    )
+
+
+def completed_event(
+    request: RunRequested,
+    target_type: TargetType,
+    *,
+    status: FinalStatus,
+    started_at: datetime,
+    finished_at: datetime,
+    duration_ms: int,
+    http_status: int | None,
+    response_snippet: str | None,
+    error_message: str | None,
+    result: Any,
+    will_retry: bool,
+) -> RunCompleted:
+    """``RunCompleted(**identity(request), ...)``, unvalidated; a snippet over the contract's
+    limit is refused as the validated constructor would refuse it."""
+    if response_snippet is not None and len(response_snippet) > _SNIPPET_LIMIT:
+        raise ValueError(f"a response snippet holds at most {_SNIPPET_LIMIT} characters")
+    return _trusted(
+        RunCompleted,
+        {
+            "event_id": new_id(),
+            "occurred_at": utc_now(),
+            "correlation_id": request.correlation_id,
+            "causation_id": request.event_id,
+            "chrono_id": request.chrono_id,
+            "run_id": request.run_id,
+            "occurrence_id": request.occurrence_id,
+            "scheduled_for": request.scheduled_for,
+            "trigger": request.trigger,
+            "attempt": request.attempt,
+            "target_type": target_type,
+            "status": status,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "duration_ms": duration_ms,
+            "http_status": http_status,
+            "response_snippet": response_snippet,
+            "error_message": error_message,
+            "result": result,
+            "will_retry": will_retry,
+        },
+        _GIVEN_COMPLETED,
+    )
 
 
 def _observed(future: asyncio.Future[Stored]) -> None:
