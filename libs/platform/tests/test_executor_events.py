@@ -47,7 +47,7 @@ statuses: st.SearchStrategy[FinalStatus] = st.sampled_from(
 @st.composite
 def requests(draw: st.DrawFn) -> RunRequested:
     target = draw(st.sampled_from([TargetType.HTTP, TargetType.MESSAGE, TargetType.FUNCTION]))
-    fields: dict[str, Any] = {
+    by_target: dict[TargetType, dict[str, Any]] = {
         TargetType.HTTP: {"url": "https://example.com/hook", "payload": {"a": 1}},
         TargetType.MESSAGE: {
             "channel_id": "ch",
@@ -55,7 +55,8 @@ def requests(draw: st.DrawFn) -> RunRequested:
             "recipients": ["+5511999990001"],
         },
         TargetType.FUNCTION: {"function_id": "fn"},
-    }[target]
+    }
+    fields = by_target[target]
     definition = one_off_definition(
         target,
         "events test",
