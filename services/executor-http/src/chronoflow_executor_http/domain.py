@@ -118,7 +118,12 @@ def encode_body(payload: Any, method: str) -> bytes | None:
     """The chrono's payload as compact JSON, or None for no body (no payload, GET, HEAD)."""
     if payload is None or method in BODILESS_METHODS:
         return None
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return _COMPACT_JSON.encode(payload).encode()
+
+
+#: ``json.dumps(payload, separators=(",", ":"), ensure_ascii=False)`` without building an
+#: encoder for every body (json.dumps reuses one only for its default arguments).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def request_headers(
