@@ -246,9 +246,10 @@ def _trusted(model: type[_Event], values: dict[str, Any], given: frozenset[str])
 
     The ledger builds two events per run from a validated RunRequested and values it made
     itself (aware instants from ``utc_now``, enum members, ``duration_ms``'s non-negative
-    whole number), which pydantic would only check and copy again: ~5 us per event. ``values``
-    must hold every field, in the model's order (the JSON follows the dict's order); a test
-    holds the result to the validated constructor's, bytes and all.
+    whole number), which pydantic would only check and copy again: ~2 us per event (5.1 ->
+    3.2 us for RunStarted, 6.3 -> 4.0 for RunCompleted, its id included). ``values`` must hold
+    every field, in the model's order (the JSON follows the dict's order); a test holds the
+    result to the validated constructor's, bytes and all.
     """
     event = model.__new__(model)
     _set(event, "__dict__", values)
