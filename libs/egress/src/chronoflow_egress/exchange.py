@@ -41,7 +41,7 @@ async def read_capped(
 ) -> tuple[bytes, bool]:
     """Read a streamed (decoded) body up to ``max_bytes``; stop there without draining the rest."""
     raw = response.stream
-    if isinstance(raw, GuardedResponseStream) and "content-encoding" not in response.headers:
+    if isinstance(raw, GuardedResponseStream) and raw.plain:
         # Nothing to decode: read aiohttp's buffer directly rather than chunk by chunk
         # through httpx's decoders.
         try:

@@ -87,8 +87,9 @@ async def commit_atomic(nc: NatsClient, messages: Sequence[Message], *, ack_time
     disabled), and nothing of it is stored then."""
     batch_id = uuid.uuid4().hex
     for number, (subject, body, headers) in enumerate(messages[:-1], start=1):
-        batch = {_BATCH_ID: batch_id, _BATCH_SEQUENCE: str(number)}
-        await nc.publish(subject, body, headers={**headers, **batch})
+        await nc.publish(
+            subject, body, headers={**headers, _BATCH_ID: batch_id, _BATCH_SEQUENCE: str(number)}
+        )
     subject, body, headers = messages[-1]
     commit = {_BATCH_ID: batch_id, _BATCH_SEQUENCE: str(len(messages)), _BATCH_COMMIT: "1"}
     reply = await nc.request(subject, body, headers={**headers, **commit}, timeout=ack_timeout)

@@ -162,9 +162,13 @@ class WebhookExecutor:
             return Attempt(_failure(exc, limit))
         finally:
             self._metrics.inflight.dec()
-        verdict = domain.judge_response(
-            response.status, response.headers.get("retry-after"), utc_now()
+        # Retry-After counts only for a status that may be retried; most runs get a 2xx.
+        retry_after = (
+            response.headers.get("retry-after")
+            if response.status in domain.RETRYABLE_STATUSES
+            else None
         )
+        verdict = domain.judge_response(response.status, retry_after, utc_now())
         return Attempt(verdict, response)
 
     def _open(self, headers: dict[str, str]) -> dict[str, str]:

@@ -54,7 +54,7 @@ class Stored:
     duplicate: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     subject: str
     body: bytes

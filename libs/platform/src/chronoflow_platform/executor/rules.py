@@ -25,29 +25,30 @@ FinalStatus: TypeAlias = Literal[RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.
 
 
 class Identity(TypedDict):
-    """The fields every run event repeats from its RunRequested."""
+    """The fields every run event repeats from its RunRequested, in the events' field order
+    (the run ledger builds events from this dict as it is, and their JSON follows it)."""
 
+    correlation_id: str | None
+    causation_id: str | None
     chrono_id: str
     run_id: str
     occurrence_id: str
     scheduled_for: datetime
     trigger: Trigger
     attempt: int
-    correlation_id: str | None
-    causation_id: str | None
 
 
 def identity(request: RunRequested) -> Identity:
     """The run's identity, caused by ``request``."""
     return {
+        "correlation_id": request.correlation_id,
+        "causation_id": request.event_id,
         "chrono_id": request.chrono_id,
         "run_id": request.run_id,
         "occurrence_id": request.occurrence_id,
         "scheduled_for": request.scheduled_for,
         "trigger": request.trigger,
         "attempt": request.attempt,
-        "correlation_id": request.correlation_id,
-        "causation_id": request.event_id,
     }
 
 
