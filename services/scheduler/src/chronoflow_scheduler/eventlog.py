@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nats.aio.client import Client as NatsClient
@@ -26,6 +27,20 @@ _NO_RESULTS = "404"
 #: Headers a direct get adds to each message it returns.
 _SUBJECT = "Nats-Subject"
 _SEQUENCE = "Nats-Sequence"
+
+
+async def _listen(
+    nc: NatsClient, subject: str, cb: Callable[[Msg], Awaitable[None]]
+) -> Subscription:
+    """A core subscription without pending limits: nothing it is sent is dropped."""
+    return await nc.subscribe(subject, cb=cb, pending_msgs_limit=0, pending_bytes_limit=0)
+
+
+async def _unsubscribe(sub: Subscription | None) -> None:
+    """Unsubscribe, if subscribed; a connection already gone has nothing left to undo."""
+    if sub is not None:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
 
 
 @dataclass(frozen=True)
@@ -81,19 +96,12 @@ class LastEvents:
         """Subscribe the inbox the batches are answered on (once)."""
         if self._sub is None:
             self._inbox = self._nc.new_inbox()
-            self._sub = await self._nc.subscribe(
-                f"{self._inbox}.*",
-                cb=self._on_msg,
-                pending_msgs_limit=0,
-                pending_bytes_limit=0,
-            )
+            self._sub = await _listen(self._nc, f"{self._inbox}.*", self._on_msg)
 
     async def stop(self) -> None:
         """Unsubscribe."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        await _unsubscribe(self._sub)
+        self._sub = None
 
     async def get(self, subject: str) -> tuple[int, str] | None:
         """The sequence and ``CF-Event-Type`` of the subject's last message (None: none)."""
@@ -222,19 +230,12 @@ class ChangeWatch:
     async def start(self) -> None:
         """Subscribe (once)."""
         if self._sub is None:
-            self._sub = await self._nc.subscribe(
-                names.aggregate_filter("chrono"),
-                cb=self._on_event,
-                pending_msgs_limit=0,
-                pending_bytes_limit=0,
-            )
+            self._sub = await _listen(self._nc, names.aggregate_filter("chrono"), self._on_event)
 
     async def stop(self) -> None:
         """Unsubscribe."""
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        await _unsubscribe(self._sub)
+        self._sub = None
 
     def _epoch(self) -> int:
         return int(self._nc.stats["reconnects"])
