@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -52,14 +53,17 @@ class ReconcileReport:
     sweep_seconds: float
 
 
-async def _bounded(aws: Iterable[Awaitable[T]], limit: int) -> list[T]:
+async def _bounded(calls: Iterable[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
+    """Run the calls, at most ``limit`` at once. Each coroutine is made only once it has a
+    place: one made up front and then cancelled while waiting (a shutdown mid-reconcile)
+    would never be awaited, which Python reports as a warning for each."""
     gate = asyncio.Semaphore(limit)
 
-    async def one(aw: Awaitable[T]) -> T:
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
         async with gate:
-            return await aw
+            return await call()
 
-    return await asyncio.gather(*(one(aw) for aw in aws))
+    return await asyncio.gather(*(one(call) for call in calls))
 
 
 def repair_due(chrono: ActiveChrono, fired: Pending | None, now: datetime) -> datetime | None:
@@ -111,7 +115,8 @@ class Reconciler:
         nonce = f"r{int(time.time() * 1000)}"
         while page := await self._readmodel.active_page(after, self._page):
             results = await _bounded(
-                (self._check(c, ack_floor, nonce) for c in page), self._concurrency
+                (functools.partial(self._check, c, ack_floor, nonce) for c in page),
+                self._concurrency,
             )
             checked += len(page)
             repaired += sum(results)
@@ -233,5 +238,7 @@ class Reconciler:
             self._metrics.reconcile_repairs.labels("removed").inc()
             return 1
 
-        results = await _bounded((judge(i, p) for i, p in suspects), self._concurrency)
+        results = await _bounded(
+            (functools.partial(judge, i, p) for i, p in suspects), self._concurrency
+        )
         return sum(results)
