@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -19,8 +20,8 @@ from chronoflow_contracts import decode, names, utc_now
 from chronoflow_contracts.chrono import ChronoDefinition, TargetType
 from chronoflow_contracts.runs import RunCompleted, RunRequested
 from chronoflow_platform.delivery import Delivery, delivery_of
-from chronoflow_platform.executor import handler as handler_module
-from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, WorkConsumer
+from chronoflow_platform.executor import consumer as consumer_module
+from chronoflow_platform.executor.consumer import ConsumerOptions, Handler, Job, WorkConsumer
 from chronoflow_platform.executor.handler import RunRequestHandler
 from chronoflow_platform.executor.metrics import RunMetrics
 from chronoflow_platform.executor.recording import EventRecorder
@@ -43,6 +44,7 @@ def options(**changes: float) -> ConsumerOptions:
         "max_deliver": 5,
         "max_ack_pending": 1000,
         "shutdown_grace_s": 5.0,
+        "hold_ahead": 0,
         "pull_expires_s": 30.0,
         "pull_heartbeat_s": 5.0,
         **changes,
@@ -54,9 +56,31 @@ def options(**changes: float) -> ConsumerOptions:
         max_deliver=int(values["max_deliver"]),
         max_ack_pending=int(values["max_ack_pending"]),
         shutdown_grace_s=values["shutdown_grace_s"],
+        hold_ahead=int(values["hold_ahead"]),
         pull_expires_s=values["pull_expires_s"],
         pull_heartbeat_s=values["pull_heartbeat_s"],
     )
+
+
+class _AtOnce:
+    """A message due at once, run by a plain coroutine function."""
+
+    due = 0.0
+    name = "test message"
+
+    def __init__(self, handle: Callable[[Msg], Coroutine[Any, Any, None]], msg: Msg) -> None:
+        self._handle = handle
+        self._msg = msg
+
+    def run(self) -> Coroutine[Any, Any, None]:
+        return self._handle(self._msg)
+
+
+def at_once(handle: Callable[[Msg], Coroutine[Any, Any, None]]) -> Handler:
+    def prepare(msg: Msg) -> Job:
+        return _AtOnce(handle, msg)
+
+    return prepare
 
 
 @pytest.fixture
@@ -101,7 +125,7 @@ async def test_the_durable_is_created_idempotently_with_its_settings(
     nc: NatsClient, queue: JetStreamContext
 ) -> None:
     for opts in (options(), options(), options(ack_wait_s=12.0, max_deliver=7)):
-        await WorkConsumer(nc, queue, "http", _ack, opts).ensure()
+        await WorkConsumer(nc, queue, "http", at_once(_ack), opts).ensure()
     info = await queue.consumer_info(names.WORK_STREAM, DURABLE)
     assert info.config.filter_subject == names.work_subject("http")
     assert (info.config.ack_wait, info.config.max_deliver) == (12.0, 7)
@@ -129,7 +153,7 @@ async def test_concurrency_is_bounded_and_every_message_is_handled(
         await msg.ack()
 
     await publish(queue, 40)
-    async with consuming(nc, queue, handler, options(concurrency=5, batch=3)):
+    async with consuming(nc, queue, at_once(handler), options(concurrency=5, batch=3)):
         async with asyncio.timeout(10):
             await until(lambda: len(seen) >= 40)
     assert peak == 5
@@ -148,7 +172,7 @@ async def test_a_long_run_keeps_its_message_with_in_progress_acks(
         await msg.ack()
 
     await publish(queue, 1)
-    async with consuming(nc, queue, handler, options(ack_wait_s=1.5)):
+    async with consuming(nc, queue, at_once(handler), options(ack_wait_s=1.5)):
         async with asyncio.timeout(8):
             await until(lambda: queue_empty(queue))
     assert deliveries == [1]
@@ -166,12 +190,12 @@ async def test_on_shutdown_unfinished_runs_are_handed_back_at_once(
         await msg.ack()
 
     await publish(queue, 1)
-    async with consuming(nc, queue, handler, options(shutdown_grace_s=0.2)):
+    async with consuming(nc, queue, at_once(handler), options(shutdown_grace_s=0.2)):
         async with asyncio.timeout(5):
             await until(lambda: bool(deliveries), interval=0.02)
     # ack_wait is 30 s: only the NAK at shutdown can bring it back this soon.
     release.set()
-    async with consuming(nc, queue, handler, options()):
+    async with consuming(nc, queue, at_once(handler), options()):
         async with asyncio.timeout(5):
             await until(lambda: len(deliveries) >= 2, interval=0.02)
     assert deliveries == [1, 2]
@@ -196,9 +220,9 @@ async def test_messages_beyond_the_slots_wait_in_line_and_go_back_at_shutdown(
         handed_back.append(msg.subject)
 
     await nc.subscribe("line.ack.*", cb=record_nak)
-    async with consuming(nc, queue, handler, options(concurrency=1, shutdown_grace_s=0.2)) as (
-        consumer
-    ):
+    async with consuming(
+        nc, queue, at_once(handler), options(concurrency=1, shutdown_grace_s=0.2)
+    ) as (consumer):
         async with asyncio.timeout(5):
             await until(lambda: consumer._inbox)
             for name in ("first", "second", "third"):
@@ -224,7 +248,7 @@ async def test_a_lone_run_is_handed_over_at_once_and_pulls_are_renewed(
         await msg.ack()
 
     opts = options(concurrency=50, batch=50, pull_expires_s=1.0, pull_heartbeat_s=0.5)
-    async with consuming(nc, queue, handler, opts) as consumer:
+    async with consuming(nc, queue, at_once(handler), opts) as consumer:
         await asyncio.sleep(0.3)
         # Idle: one message must not wait for a batch of 50 to fill.
         sent = asyncio.get_running_loop().time()
@@ -335,7 +359,7 @@ async def test_a_run_far_ahead_of_this_hosts_clock_is_held_only_so_long(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(handler_module, "MAX_EARLY_HOLD_S", 0.3)
+    monkeypatch.setattr(consumer_module, "MAX_EARLY_HOLD_S", 0.3)
     executor = _Clocked()
     handler = RunRequestHandler(executor, "http", max_deliver=5)
     request = run_request(
@@ -347,6 +371,80 @@ async def test_a_run_far_ahead_of_this_hosts_clock_is_held_only_so_long(
             await until(lambda: queue_empty(queue))
     assert request.run_id in executor.started
     assert "before it is due" in caplog.text
+
+
+async def publish_due(js: JetStreamContext, count: int, due: datetime) -> list[RunRequested]:
+    requests = [
+        run_request(http_definition("http://127.0.0.1:9/"), scheduled_for=due) for _ in range(count)
+    ]
+    for request in requests:
+        await publish_run(js, request)
+    return requests
+
+
+async def test_runs_released_ahead_are_held_beyond_the_slots_and_start_at_their_instant(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    executor = _Clocked()
+    handler = RunRequestHandler(executor, "http", max_deliver=5)
+    due = utc_now() + timedelta(seconds=1.5)
+    ahead = await publish_due(queue, 12, due)
+    opts = options(concurrency=2, batch=2, hold_ahead=20)
+    async with consuming(nc, queue, handler, opts) as consumer:
+        async with asyncio.timeout(10):
+            # All twelve taken and held, none in a slot: two slots did not limit them.
+            await until(lambda: consumer.held == 12, interval=0.01)
+            assert consumer.inflight == 0
+            # A run due now, queued behind them, finds a slot free.
+            [now] = await publish(queue, 1)
+            await until(lambda: now.run_id in executor.started, interval=0.01)
+            assert utc_now() < due
+            await until(lambda: queue_empty(queue))
+    assert all(executor.started[request.run_id] >= due for request in ahead)
+
+
+async def test_runs_held_beyond_the_hold_ahead_count_as_slots_taken(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    executor = _Clocked()
+    handler = RunRequestHandler(executor, "http", max_deliver=5)
+    await publish_due(queue, 20, utc_now() + timedelta(seconds=30))
+    async with consuming(nc, queue, handler, options(concurrency=2, batch=2, hold_ahead=5)) as (
+        consumer
+    ):
+        async with asyncio.timeout(5):
+            await until(lambda: consumer.held == 7, interval=0.01)
+        await asyncio.sleep(0.5)
+        assert consumer.held == 7
+    assert executor.started == {}
+
+
+async def test_held_runs_go_back_at_shutdown_and_are_kept_alive_past_ack_wait(
+    nc: NatsClient, queue: JetStreamContext
+) -> None:
+    deliveries: list[int] = []
+
+    def observe(delivery: Delivery) -> None:
+        deliveries.append(delivery.number)
+
+    executor = _Clocked()
+    handler = RunRequestHandler(executor, "http", max_deliver=5, observe=observe)
+    # Held past twice ack_wait: in-progress acks keep it from being redelivered.
+    [kept] = await publish_due(queue, 1, utc_now() + timedelta(seconds=3.5))
+    async with consuming(nc, queue, handler, options(ack_wait_s=1.5, hold_ahead=5)):
+        async with asyncio.timeout(8):
+            await until(lambda: kept.run_id in executor.started, interval=0.02)
+    assert deliveries == [1]
+    # Still held at shutdown: handed back at once (ack_wait is 30 s), to run once due.
+    [back] = await publish_due(queue, 1, utc_now() + timedelta(seconds=1.5))
+    async with consuming(nc, queue, handler, options(hold_ahead=5)) as consumer:
+        async with asyncio.timeout(5):
+            await until(lambda: consumer.held == 1, interval=0.01)
+    assert back.run_id not in executor.started
+    async with consuming(nc, queue, handler, options(hold_ahead=5)):
+        async with asyncio.timeout(5):
+            await until(lambda: back.run_id in executor.started, interval=0.02)
+    assert deliveries == [1, 1, 2]
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ class ExecutorHttpSettings(ExecutorSettings):
     max_connections: int = Field(default=0, ge=0, validation_alias="EXECUTOR_HTTP_MAX_CONNECTIONS")
     #: Unacknowledged messages the durable consumer allows across all replicas.
     max_ack_pending: int = Field(default=20_000, ge=1)
+    #: Sized so two replicas take a burst of 10,000 released ahead before its instant.
+    hold_ahead: int = Field(default=5_000, ge=0, le=100_000)
     max_response_bytes: int = Field(
         default=1024 * 1024, ge=1024, validation_alias="EXECUTOR_HTTP_MAX_RESPONSE_BYTES"
     )

@@ -1,5 +1,6 @@
 """The durable pull consumer on ``cf.work.<target>``: continuous pulls, bounded concurrency,
-in-progress acks for long runs, and a clean hand-back on shutdown.
+runs released ahead held until their instant, in-progress acks for long runs, and a clean
+hand-back on shutdown.
 
 nats-py's ``fetch`` waits, once a first message has come, until the whole batch is filled or
 the request expires, so a trickle of due runs would wait there. This consumer keeps pull
@@ -14,10 +15,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -30,7 +32,28 @@ from chronoflow_contracts.names import TargetKind
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Msg], Coroutine[Any, Any, None]]
+
+class Job(Protocol):
+    """A message made ready on arrival: when it may start, and how to run it."""
+
+    @property
+    def due(self) -> float:
+        """The epoch second it may start at (any earlier moment: it starts at once)."""
+
+    @property
+    def name(self) -> str:
+        """What it is, for logs."""
+
+    def run(self) -> Coroutine[Any, Any, None]:
+        """Run it and settle its message (ack, NAK or term)."""
+
+
+#: Makes an arriving message a job: the decoding happens here, as it arrives.
+Handler = Callable[[Msg], Job]
+#: Longest a message that arrives before it is due is held. The scheduler releases at most
+#: 10 s ahead; a run further ahead means this host's clock disagrees with the scheduler's,
+#: and holding it for ever would keep it from ever running, so it starts after this long.
+MAX_EARLY_HOLD_S = 15.0
 _STATUS = "Status"
 _PENDING_MESSAGES = "Nats-Pending-Messages"
 _HEARTBEAT = "100"
@@ -46,6 +69,8 @@ class ConsumerOptions:
     max_deliver: int
     max_ack_pending: int
     shutdown_grace_s: float
+    #: Messages released ahead of their instant one replica holds beyond its slots.
+    hold_ahead: int = 0
     #: How long one pull request stays open at the server.
     pull_expires_s: float = 30.0
     #: The server proves an open pull request is alive this often when no message flows.
@@ -70,6 +95,18 @@ def consumer_config(target: TargetKind, options: ConsumerOptions) -> ConsumerCon
     )
 
 
+class _Held:
+    """A message that arrived before it is due, with the timer that lets it in line."""
+
+    __slots__ = ("job", "msg", "since", "timer")
+
+    def __init__(self, msg: Msg, job: Job, since: float) -> None:
+        self.msg = msg
+        self.job = job
+        self.since = since
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class WorkConsumer:
     """Keeps pull requests open for as many messages as there are free slots.
 
@@ -80,14 +117,21 @@ class WorkConsumer:
     forgotten and asked for again. Should more arrive than there are slots, the extra wait in
     line for one (and get in-progress acks meanwhile): concurrency never exceeds the limit.
 
-    Slots are a plain count: a message that finds one free gets a task running the handler
-    itself, and a finishing task hands its slot to the next message in line. (A task per
-    message waiting on a semaphore cost a coroutine frame and a semaphore round trip on every
-    run, for the rare case of a message arriving with no slot free.)
+    Each message is made a job (decoded) as it arrives. One that is not due yet (released
+    ahead of its instant by the scheduler) is held, without a slot, until its instant, and up
+    to ``hold_ahead`` of them do not count against the slots when asking for more: so a burst
+    released ahead is pulled and decoded while the executor waits for the instant, and at
+    the instant only the runs themselves are left. Held messages beyond ``hold_ahead`` count
+    as slots taken, so the consumer never asks for more than ``concurrency + hold_ahead``.
 
-    Messages held longer than a third of ``ack_wait`` get an in-progress ack every third of
-    ``ack_wait``, so a long request is not redelivered while it runs, while a crashed
-    replica's messages come back after ``ack_wait``.
+    Slots are a plain count: a message that finds one free gets a task running its job, and a
+    finishing task hands its slot to the next message in line. (A task per message waiting
+    on a semaphore cost a coroutine frame and a semaphore round trip on every run, for the
+    rare case of a message arriving with no slot free.)
+
+    Messages held longer than a third of ``ack_wait`` (running, in line or not yet due) get
+    an in-progress ack every third of ``ack_wait``, so a long request is not redelivered
+    while it runs, while a crashed replica's messages come back after ``ack_wait``.
     """
 
     #: Bound by run(), before any message can arrive: the loop all of this consumer runs on.
@@ -108,10 +152,12 @@ class WorkConsumer:
         self._handler = handler
         self._options = options
         self._free = options.concurrency
-        #: Running handlers, with their message and when it arrived.
+        #: Running jobs, with their message and when it arrived.
         self._inflight: dict[asyncio.Task[None], tuple[Msg, float]] = {}
-        #: Messages that arrived with no slot free, in arrival order.
-        self._waiting: deque[tuple[Msg, float]] = deque()
+        #: Due messages that found no slot free, in the order they became due.
+        self._waiting: deque[tuple[Msg, Job, float]] = deque()
+        #: Messages not due yet.
+        self._held: set[_Held] = set()
         self._credit = 0
         self._threshold = max(1, options.batch // 4)
         self._heard = 0.0
@@ -123,8 +169,13 @@ class WorkConsumer:
 
     @property
     def inflight(self) -> int:
-        """Messages held right now (running, or waiting for a slot)."""
+        """Due messages held right now (running, or waiting for a slot)."""
         return len(self._inflight) + len(self._waiting)
+
+    @property
+    def held(self) -> int:
+        """Messages held until they are due."""
+        return len(self._held)
 
     async def ensure(self) -> None:
         """Create the durable consumer or bring its settings up to date (idempotent)."""
@@ -160,7 +211,14 @@ class WorkConsumer:
         """How many more messages to ask for now (0: not worth a request yet)."""
         if self._stopping:
             return 0
-        wanted = self._options.concurrency - self.inflight - self._credit
+        held = len(self._held)
+        wanted = (
+            self._options.concurrency
+            + min(held, self._options.hold_ahead)
+            - self.inflight
+            - held
+            - self._credit
+        )
         if wanted >= self._threshold or (wanted > 0 and self._credit == 0):
             return wanted
         return 0
@@ -192,11 +250,13 @@ class WorkConsumer:
         status = msg.headers.get(_STATUS) if msg.headers else None
         if status is None and msg.reply:
             self._credit = max(0, self._credit - 1)
-            if self._free:
-                self._free -= 1
-                self._start(msg, now)
+            job = self._handler(msg)
+            early = job.due - time.time()
+            if early > 0:
+                self._hold(msg, job, now, early)
+                await self._top_up()
             else:
-                self._waiting.append((msg, now))
+                self._admit(msg, job, now)
             return
         if status == _HEARTBEAT:
             return
@@ -212,9 +272,35 @@ class WorkConsumer:
         self._credit = 0
         self._loop.call_later(0.5, self._spawn_top_up)
 
-    def _start(self, msg: Msg, since: float) -> None:
-        """Run the handler on ``msg`` in a slot already taken for it."""
-        task = self._loop.create_task(self._handler(msg))
+    def _hold(self, msg: Msg, job: Job, since: float, early: float) -> None:
+        if early > MAX_EARLY_HOLD_S:
+            log.warning(
+                "%s arrived %.1f s before it is due; starting it in %.0f s (are the clocks of "
+                "this host and the scheduler's in sync?)",
+                job.name,
+                early,
+                MAX_EARLY_HOLD_S,
+            )
+            early = MAX_EARLY_HOLD_S
+        held = _Held(msg, job, since)
+        held.timer = self._loop.call_later(early, self._due, held)
+        self._held.add(held)
+
+    def _due(self, held: _Held) -> None:
+        self._held.discard(held)
+        self._admit(held.msg, held.job, held.since)
+
+    def _admit(self, msg: Msg, job: Job, since: float) -> None:
+        """Start a due job in a free slot, or put it in line for one."""
+        if self._free:
+            self._free -= 1
+            self._start(msg, job, since)
+        else:
+            self._waiting.append((msg, job, since))
+
+    def _start(self, msg: Msg, job: Job, since: float) -> None:
+        """Run ``job`` in a slot already taken for it."""
+        task = self._loop.create_task(job.run())
         self._inflight[task] = (msg, since)
         task.add_done_callback(self._done)
 
@@ -246,17 +332,28 @@ class WorkConsumer:
         while True:
             await asyncio.sleep(period)
             now = self._loop.time()
-            for msg, since in [*self._inflight.values(), *self._waiting]:
+            held = [
+                *self._inflight.values(),
+                *((msg, since) for msg, _, since in self._waiting),
+                *((entry.msg, entry.since) for entry in self._held),
+            ]
+            for msg, since in held:
                 if now - since >= period:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
 
     async def _finish_inflight(self) -> None:
-        # Messages still in line never started: hand them straight back for another replica.
-        while self._waiting:
-            waiting, _ = self._waiting.popleft()
+        # Messages in line or not due yet never started: hand them straight back for another
+        # replica (the timers first, so none is let in line meanwhile).
+        for entry in self._held:
+            if entry.timer is not None:
+                entry.timer.cancel()
+        unstarted = [msg for msg, _, _ in self._waiting] + [entry.msg for entry in self._held]
+        self._waiting.clear()
+        self._held.clear()
+        for message in unstarted:
             with contextlib.suppress(Exception):
-                await waiting.nak()
+                await message.nak()
         tasks = list(self._inflight)
         if not tasks:
             return

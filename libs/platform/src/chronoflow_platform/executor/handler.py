@@ -1,19 +1,17 @@
 """The subscriber skeleton: decode a RunRequested from a work queue, run it, settle the message.
 
 A run never starts before its ``scheduledFor``: the scheduler puts occurrences in the work
-queue a little ahead of their instant (``SCHEDULER_RELEASE_AHEAD_SECONDS``), and the handler
-holds such a run until the instant. A message is acknowledged only after the attempt's
-RunCompleted (and any retry) is stored, so a crash at any point means a redelivery, never a
-lost run.
+queue a little ahead of their instant (``SCHEDULER_RELEASE_AHEAD_SECONDS``), and the consumer
+holds such a run (decoded on arrival) until the instant. A message is acknowledged only after
+the attempt's RunCompleted (and any retry) is stored, so a crash at any point means a
+redelivery, never a lost run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -24,6 +22,7 @@ from chronoflow_contracts.runs import RunRequested
 
 # Re-exported (the redundant aliases say so to mypy): the executors import them from here.
 from chronoflow_platform.delivery import Delivery, delivery_of
+from chronoflow_platform.executor.consumer import Job
 from chronoflow_platform.executor.rules import TARGET_TYPES
 from chronoflow_platform.logs import chrono_id_var, run_id_var
 from chronoflow_platform.telemetry import consumer_span, tracing_active
@@ -32,28 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Longest pause before a message whose handling crashed is offered again.
 MAX_REDELIVERY_DELAY_S = 30.0
-#: Longest a run that arrives before its ``scheduledFor`` is held. The scheduler releases at
-#: most 10 s ahead; a run further ahead means this host's clock disagrees with the
-#: scheduler's, and holding it for ever would block its slot, so it starts after this long.
-MAX_EARLY_HOLD_S = 15.0
 #: Sees each delivery before it is handled (backlog and redelivery metrics).
 DeliveryObserver = Callable[[Delivery], None]
 #: Whether history already holds a request's outcome (so a redelivery need not run it again).
 FinishedCheck = Callable[[RunRequested], Awaitable[bool]]
-
-
-async def _hold(request: RunRequested, early: float) -> None:
-    """Wait until ``request`` is due (its message keeps its slot and stays unacknowledged)."""
-    if early > MAX_EARLY_HOLD_S:
-        log.warning(
-            "run %s arrived %.1f s before it is due; starting it in %.0f s (are the clocks of "
-            "this host and the scheduler's in sync?)",
-            request.run_id,
-            early,
-            MAX_EARLY_HOLD_S,
-        )
-        early = MAX_EARLY_HOLD_S
-    await asyncio.sleep(early)
 
 
 class RunExecutor(Protocol):
@@ -92,8 +73,9 @@ def decode_request(msg: Msg, target: TargetKind) -> RunRequested:
 
 
 class RunRequestHandler:
-    """Runs one message and acks it; hands it back to JetStream if anything unexpected fails
-    (with a growing delay), and records a final failure on the last delivery."""
+    """Decodes a message as it arrives (the consumer's ``Handler``), and once it is due
+    runs it and acks it; hands it back to JetStream if anything unexpected fails (with a
+    growing delay), and records a final failure on the last delivery."""
 
     def __init__(
         self,
@@ -111,24 +93,24 @@ class RunRequestHandler:
         self._observe = observe
         self._already_finished = already_finished
 
-    async def __call__(self, msg: Msg) -> None:
+    def __call__(self, msg: Msg) -> Job:
+        """The message decoded, as the job that runs it (or drops it, if it cannot be run)."""
         delivery = delivery_of(msg)
         if self._observe is not None:
             self._observe(delivery)
         try:
             request = decode_request(msg, self._target)
         except UnprocessableMessageError as exc:
-            log.error("dropping message %s: %s", msg.metadata.sequence.stream, exc)  # noqa: TRY400 - no traceback needed
-            await msg.term()
-            return
+            return _Drop(msg, exc)
+        return _Run(self, msg, request, delivery.number)
+
+    async def run(self, msg: Msg, request: RunRequested, delivery: int) -> None:
+        """Run a decoded request (once it is due) and settle its message."""
         chrono_id_var.set(request.chrono_id)
         run_id_var.set(request.run_id)
-        early = request.scheduled_for.timestamp() - time.time()
-        if early > 0:
-            await _hold(request, early)
         if not tracing_active():
             # No tracer installed: skip building a no-op span for every run.
-            await self._run(msg, request, delivery.number)
+            await self._run(msg, request, delivery)
             return
         attributes = {
             "chronoflow.chrono_id": request.chrono_id,
@@ -136,7 +118,7 @@ class RunRequestHandler:
             "chronoflow.attempt": str(request.attempt),
         }
         with consumer_span(self._span, msg.headers, attributes):
-            await self._run(msg, request, delivery.number)
+            await self._run(msg, request, delivery)
 
     async def _run(self, msg: Msg, request: RunRequested, delivery: int) -> None:
         try:
@@ -170,3 +152,44 @@ class RunRequestHandler:
             and self._already_finished is not None
             and await self._already_finished(request)
         )
+
+
+class _Run:
+    """A decoded run request, due at its ``scheduledFor``."""
+
+    __slots__ = ("_delivery", "_handler", "_msg", "_request", "due")
+
+    def __init__(
+        self, handler: RunRequestHandler, msg: Msg, request: RunRequested, delivery: int
+    ) -> None:
+        self._handler = handler
+        self._msg = msg
+        self._request = request
+        self._delivery = delivery
+        self.due = request.scheduled_for.timestamp()
+
+    @property
+    def name(self) -> str:
+        return f"run {self._request.run_id}"
+
+    def run(self) -> Coroutine[Any, Any, None]:
+        return self._handler.run(self._msg, self._request, self._delivery)
+
+
+class _Drop:
+    """A message that is not a run request of its queue: terminated at once."""
+
+    __slots__ = ("_msg", "_reason")
+    due = 0.0
+
+    def __init__(self, msg: Msg, reason: UnprocessableMessageError) -> None:
+        self._msg = msg
+        self._reason = reason
+
+    @property
+    def name(self) -> str:
+        return f"message {self._msg.metadata.sequence.stream}"
+
+    async def run(self) -> None:
+        log.error("dropping %s: %s", self.name, self._reason)
+        await self._msg.term()

@@ -34,6 +34,9 @@ class ExecutorSettings(BaseServiceSettings):
     max_deliver: int = Field(default=5, ge=2, le=100)
     #: Unacknowledged run requests the durable consumer allows across all replicas.
     max_ack_pending: int = Field(default=1000, ge=1)
+    #: Run requests released ahead of their instant one replica takes and holds, decoded,
+    #: beyond its concurrency (more wait in the work queue until slots free up).
+    hold_ahead: int = Field(default=500, ge=0, le=100_000)
     #: On SIGTERM, how long runs in flight may finish before they are handed back to JetStream.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
@@ -45,5 +48,6 @@ class ExecutorSettings(BaseServiceSettings):
             ack_wait_s=self.ack_wait_seconds,
             max_deliver=self.max_deliver,
             max_ack_pending=self.max_ack_pending,
+            hold_ahead=self.hold_ahead,
             shutdown_grace_s=self.shutdown_grace_seconds,
         )
