@@ -390,11 +390,17 @@ async def test_runs_released_ahead_are_held_beyond_the_slots_and_start_at_their_
     due = utc_now() + timedelta(seconds=1.5)
     ahead = await publish_due(queue, 12, due)
     opts = options(concurrency=2, batch=2, hold_ahead=20)
+    registry = CollectorRegistry()
+    metrics = RunMetrics.register(registry, "http", duration_help="test")
     async with consuming(nc, queue, handler, opts) as consumer:
+        metrics.count_held(lambda: consumer.held)
         async with asyncio.timeout(10):
             # All twelve taken and held, none in a slot: two slots did not limit them.
             await until(lambda: consumer.held == 12, interval=0.01)
             assert consumer.inflight == 0
+            assert (
+                registry.get_sample_value("chronoflow_executor_held_runs", {"target": "http"}) == 12
+            )
             # A run due now, queued behind them, finds a slot free.
             [now] = await publish(queue, 1)
             await until(lambda: now.run_id in executor.started, interval=0.01)

@@ -93,6 +93,7 @@ def create_app(
             handler,
             # One message per free sandbox: the rest wait in the stream, not in this replica.
             settings.consumer_options(settings.pool_size),
+            metrics.runs,
         )
         log.info(
             "running functions in %d sandboxes; egress allowlist: %s; ctx.env: %s",

@@ -81,6 +81,7 @@ def create_app(
             TARGET,
             handler,
             settings.consumer_options(settings.concurrency, settings.fetch_batch),
+            metrics.runs,
         )
         log.info(
             "consuming with concurrency %d; egress allowlist: %s",

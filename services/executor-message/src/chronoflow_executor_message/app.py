@@ -33,6 +33,7 @@ def create_app(settings: ExecutorMessageSettings) -> FastAPI:
             TARGET,
             RunRequestHandler(executor, TARGET, max_deliver=settings.max_deliver),
             settings.consumer_options(settings.concurrency),
+            metrics.runs,
         )
         log.info("consuming MESSAGE runs with concurrency %d", settings.concurrency)
 

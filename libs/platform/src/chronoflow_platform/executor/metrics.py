@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from chronoflow_contracts.names import TargetKind
 from chronoflow_contracts.runs import RunStatus
@@ -15,8 +15,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 @dataclass(frozen=True)
 class RunMetrics:
-    """``chronoflow_runs_total``, ``chronoflow_run_duration_seconds`` and
-    ``chronoflow_run_retries_total`` of one target.
+    """``chronoflow_runs_total``, ``chronoflow_run_duration_seconds``,
+    ``chronoflow_run_retries_total`` and ``chronoflow_executor_held_runs`` of one target.
 
     Label lookups cost more than the increments themselves at thousands of runs per second, so
     the children of this target are bound once (``target_duration``, ``target_retries``,
@@ -27,14 +27,17 @@ class RunMetrics:
     runs: Counter
     duration: Histogram
     retries: Counter
+    held: Gauge
     target_duration: Histogram = field(init=False)
     target_retries: Counter = field(init=False)
+    target_held: Gauge = field(init=False)
     _by_status: dict[str, Counter] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         bind = object.__setattr__  # frozen: bound once, here
         bind(self, "target_duration", self.duration.labels(self.target))
         bind(self, "target_retries", self.retries.labels(self.target))
+        bind(self, "target_held", self.held.labels(self.target))
         for status in (RunStatus.SUCCESS, RunStatus.FAILED, RunStatus.TIMEOUT):
             self.run(status.value)
 
@@ -45,6 +48,10 @@ class RunMetrics:
             child = self._by_status[status] = self.runs.labels(self.target, status)
         return child
 
+    def count_held(self, held: Callable[[], int]) -> None:
+        """Report ``held()`` (the consumer's runs held until due) on every scrape."""
+        self.target_held.set_function(held)
+
     @classmethod
     def register(
         cls,
@@ -54,7 +61,7 @@ class RunMetrics:
         duration_help: str,
         buckets: Sequence[float] = DURATION_BUCKETS,
     ) -> RunMetrics:
-        """Create the three metrics on a service's registry."""
+        """Create the four metrics on a service's registry."""
         return cls(
             target=target,
             runs=Counter(
@@ -73,6 +80,12 @@ class RunMetrics:
             retries=Counter(
                 "chronoflow_run_retries",
                 "Further attempts scheduled after a failed one",
+                ["target"],
+                registry=registry,
+            ),
+            held=Gauge(
+                "chronoflow_executor_held_runs",
+                "Runs released ahead of their instant this replica holds until they are due",
                 ["target"],
                 registry=registry,
             ),

@@ -31,10 +31,12 @@ async def start_consumer(
     target: TargetKind,
     handler: Handler,
     options: ConsumerOptions,
+    metrics: RunMetrics,
 ) -> WorkConsumer:
     """Bind (or create) the target's durable and consume it for the service's lifetime."""
     consumer = WorkConsumer(runtime.nc, runtime.js, target, handler, options)
     await consumer.ensure()
+    metrics.count_held(lambda: consumer.held)
     runtime.state["consumer"] = consumer
     runtime.spawn(consumer.run(), name=f"executor-{target}-consumer")
     watch_consumers(runtime, (names.WORK_STREAM, names.EXECUTOR_DURABLES[target]))
