@@ -1,4 +1,4 @@
-"""Webhooks end to end: due RunRequested → executor-http → a local sink → projector → history.
+"""Webhooks end to end: api → scheduler → executor-http → a local sink → projector → history.
 
 Starts a private nats-server (fsync on every write, as ``make run``) and PostgreSQL, the
 projector and N executor-http replicas as separate processes (as deployed), and a sink on
@@ -14,9 +14,12 @@ How runs become due (``--via``):
   the executors' durable consumer paused until the instant (burst, sustained), or each
   published at its due instant (spread) — so nothing but nats-server stands between the
   due instant and the executors;
-- ``scheduler``: the whole pipeline. One-shot ChronoCreated events are appended as the api
-  does, and the scheduler (its own process) fires them into the work queue,
-  ``SCHEDULER_RELEASE_AHEAD_SECONDS`` before their instant (the executors hold them until it).
+- ``scheduler``: one-shot ChronoCreated events are appended as the api does, and the
+  scheduler (its own process) fires them into the work queue,
+  ``SCHEDULER_RELEASE_AHEAD_SECONDS`` before their instant (the executors hold them until it);
+- ``api``: the whole pipeline. The api runs too (its own process), and every run is a
+  one-shot chrono created with ``POST /chronos`` (``cron``: its instant in ISO 8601), 16
+  requests at a time, before the scheduler fires it as above.
 
 Printed per scenario: delivered, lost and duplicated runs (by ``webhook-id``), delivery
 lateness (sink arrival minus the due instant) p50/p99/max and where it was spent (due → in
@@ -27,7 +30,7 @@ all processes' CPU since the chronos were created, fire preparation and holding 
 
     .venv/bin/python bench/bench_pipeline_http.py [--only burst,spread,sustained]
         [--burst 10000] [--spread 10000] [--spread-seconds 30] [--sustained 30000]
-        [--replicas 1] [--concurrency 200] [--via executor|scheduler] [--fire-lead 20]
+        [--replicas 1] [--concurrency 200] [--via executor|scheduler|api] [--fire-lead 20]
 """
 
 from __future__ import annotations
@@ -45,8 +48,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
+import aiohttp
 import httptools
 import uvloop
+from cryptography.fernet import Fernet
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -57,11 +62,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chronoflow_contracts import encode, names, new_id, utc_now
 from chronoflow_contracts.chrono import ChronoCreated, ChronoDefinition
-from chronoflow_contracts.runs import run_request_msg_id
+from chronoflow_contracts.runs import occurrence_id, run_request_msg_id
 from chronoflow_contracts.schedule import NormalizedSchedule
 from chronoflow_egress.signing import generate_secret
 from chronoflow_executor_http.testing import http_definition, run_request
-from chronoflow_platform import db
+from chronoflow_platform import apikeys, db
 from chronoflow_platform.executor.rules import schedule_header
 from chronoflow_platform.publishing import event_headers, publish_event
 from chronoflow_platform.schema import chrono_runs
@@ -230,6 +235,14 @@ class Scenario:
     releasing: asyncio.Task[None] | None = None
 
 
+@dataclass(frozen=True)
+class Api:
+    """The api process and a key for it (``--via api``)."""
+
+    url: str
+    key: str
+
+
 async def arm_via_executor(js: JetStreamContext, stack: Stack, scenario: Scenario) -> None:
     """Make each run due at its instant with as little as possible in between.
 
@@ -294,6 +307,49 @@ async def release(
         await asyncio.gather(*pending)
 
 
+async def listen_for_releases(nc: NatsClient, scenario: Scenario) -> Subscription:
+    """Note when the scheduler put each run in the work queue (a plain subscription)."""
+
+    async def heard(msg: Msg) -> None:
+        occurrence = json.loads(msg.data).get("occurrenceId")
+        if isinstance(occurrence, str):
+            scenario.published.setdefault(occurrence, time.time())
+
+    return await nc.subscribe(names.work_subject("http"), cb=heard, pending_msgs_limit=-1)
+
+
+async def arm_via_api(nc: NatsClient, stack: Stack, scenario: Scenario, api: Api) -> Subscription:
+    """One one-shot chrono per run, created with ``POST /chronos``; the scheduler fires them."""
+    listening = await listen_for_releases(nc, scenario)
+    body = {
+        "name": f"bench {scenario.name}",
+        "url": f"http://127.0.0.1:{stack.sink.port}/hook",
+        "method": "POST",
+        "payload": {"bench": scenario.name},
+        "config": {"retry": {"attempts": 1}},
+    }
+    gate = asyncio.Semaphore(16)
+    scenario.chrono_ids = []
+
+    async def one(client: aiohttp.ClientSession, due: datetime) -> None:
+        async with gate, client.post("/chronos", json={**body, "cron": due.isoformat()}) as r:
+            created = await r.json()
+            if r.status != 201:
+                raise RuntimeError(f"POST /chronos answered {r.status}: {created}")
+        chrono_id = created["id"]
+        scenario.chrono_ids.append(chrono_id)
+        # The instant the api parsed from the phrase is the one the run is due at.
+        at = datetime.fromisoformat(created["nextRunAt"])
+        scenario.occurrences[occurrence_id(chrono_id, at)] = at
+
+    # aiohttp as the load generator, as bench_api_create.py: httpx's own transport costs ~1 ms
+    # of CPU a request.
+    headers = {"Authorization": f"Bearer {api.key}"}
+    async with aiohttp.ClientSession(base_url=api.url, headers=headers) as client:
+        await asyncio.gather(*(one(client, due) for due in scenario.due))
+    return listening
+
+
 async def arm_via_scheduler(
     nc: NatsClient, js: JetStreamContext, stack: Stack, scenario: Scenario
 ) -> Subscription:
@@ -302,15 +358,7 @@ async def arm_via_scheduler(
     Returns a plain subscription to the work queue's subject that notes when the scheduler
     published each run, which splits its firing lag from the executors' queueing.
     """
-    from chronoflow_contracts.runs import occurrence_id
-
-    async def heard(msg: Msg) -> None:
-        occurrence = json.loads(msg.data).get("occurrenceId")
-        if isinstance(occurrence, str):
-            scenario.published.setdefault(occurrence, time.time())
-
-    listening = await nc.subscribe(names.work_subject("http"), cb=heard, pending_msgs_limit=-1)
-
+    listening = await listen_for_releases(nc, scenario)
     url = f"http://127.0.0.1:{stack.sink.port}/hook"
     template = http_definition(url, payload={"bench": scenario.name}, attempts=1)
     gate = asyncio.Semaphore(256)
@@ -382,6 +430,7 @@ async def run_scenario(
     stack: Stack,
     scenario: Scenario,
     via: str,
+    api: Api | None = None,
 ) -> dict[str, float]:
     sink = stack.sink
     sink.first.clear()
@@ -390,9 +439,15 @@ async def run_scenario(
         await conn.execute(text("TRUNCATE chrono_runs, chrono_run_state"))
     # One chrono per run: an occurrence is (chrono, instant), and a burst shares the instant.
     scenario.chrono_ids = [new_id() for _ in scenario.due]
+    pids = stack.pids()
+    # Through the api, the whole cost of a chrono counts from its POST, less the load
+    # generator's (which a real client spends on its own machine).
+    services_before = sum(cpu_seconds(p) for role, p in pids.items() if role != "bench+sink")
     armed = time.monotonic()
     listening: Subscription | None = None
-    if via == "scheduler":
+    if api is not None:
+        listening = await arm_via_api(nc, stack, scenario, api)
+    elif via == "scheduler":
         listening = await arm_via_scheduler(nc, js, stack, scenario)
     else:
         await arm_via_executor(js, stack, scenario)
@@ -403,11 +458,10 @@ async def run_scenario(
         f"  armed {expected:,} runs in {time.monotonic() - armed:.1f} s; "
         f"first due in {first_due - time.time():.1f} s"
     )
-    pids = stack.pids()
     cpu_armed = sum(cpu_seconds(p) for p in pids.values())
     # The window starts half a second before the first run can enter the work queue: the
     # instant, or the scheduler's release ahead of it.
-    ahead = SchedulerSettings().release_ahead_seconds if via == "scheduler" else 0.0
+    ahead = SchedulerSettings().release_ahead_seconds if via != "executor" else 0.0
     await asyncio.sleep(max(0.0, first_due - time.time() - ahead - 0.5))
     cpu_before = {role: cpu_seconds(p) for role, p in pids.items()}
     machine_before = machine_cpu_seconds()
@@ -481,13 +535,18 @@ async def run_scenario(
         )
     ours = sum(used.values())
     per_run = ours / max(expected, 1)
-    if via == "scheduler":
+    if via != "executor":
         # Preparing and holding the fires happens before the window: count it here.
-        whole = sum(cpu_after.values()) - cpu_armed
-        print(
-            f"  since the chronos were created (fires prepared, held, released, runs, "
-            f"history): {whole / max(expected, 1) * 1000:.2f} ms of CPU per run"
-        )
+        if api is None:
+            whole = sum(cpu_after.values()) - cpu_armed
+            since = "since the chronos were created (fires prepared, held, released, runs, history)"
+        else:
+            whole = sum(v for r, v in cpu_after.items() if r != "bench+sink") - services_before
+            since = (
+                "since the first POST /chronos (created, projected, armed, fired, held, "
+                "released, run, recorded; not the load generator)"
+            )
+        print(f"  {since}: {whole / max(expected, 1) * 1000:.2f} ms of CPU per run")
     # Only a saturated run says what the processes can do; a trickle mostly measures idling.
     if len(set(scenario.due)) == 1:
         print(
@@ -522,7 +581,17 @@ async def main(args: argparse.Namespace) -> None:
         }
         for i in range(args.replicas):
             await stack.spawn(f"executor-http-{i}", "chronoflow_executor_http", **executor_env)
-        if args.via == "scheduler":
+        api: Api | None = None
+        if args.via == "api":
+            _, key = await apikeys.create_key(engine, "bench")
+            service = await stack.spawn(
+                "api",
+                "chronoflow_api",
+                CHRONOFLOW_PROFILE="development",
+                CHRONOFLOW_SECRETS_KEY=Fernet.generate_key().decode(),
+            )
+            api = Api(f"http://127.0.0.1:{service.port}", key)
+        if args.via != "executor":
             scheduler_env = (
                 {"SCHEDULER_FIRE_LEAD_SECONDS": str(args.fire_lead)} if args.fire_lead else {}
             )
@@ -533,23 +602,25 @@ async def main(args: argparse.Namespace) -> None:
         )
         only = set(args.only.split(","))
         # Time to create (scheduler) or prepare (executor) every run before the first is due.
-        lead, per_run = (15.0, 1 / 800) if args.via == "scheduler" else (3.0, 1 / 20_000)
+        lead, per_run = {"executor": (3.0, 1 / 20_000), "scheduler": (15.0, 1 / 800)}.get(
+            args.via, (15.0, 1 / 400)
+        )
         if "burst" in only:
             at = utc_now() + timedelta(seconds=lead + args.burst * per_run)
             print(f"\nburst: {args.burst:,} runs due at the same instant")
             await run_scenario(
-                nc, js, engine, stack, Scenario("burst", [at] * args.burst), args.via
+                nc, js, engine, stack, Scenario("burst", [at] * args.burst), args.via, api
             )
         if "spread" in only:
             start = utc_now() + timedelta(seconds=lead + args.spread * per_run)
             print(f"\nspread: {args.spread:,} runs due evenly over {args.spread_seconds:.0f} s")
             due = evenly(args.spread, start, args.spread_seconds)
-            await run_scenario(nc, js, engine, stack, Scenario("spread", due), args.via)
+            await run_scenario(nc, js, engine, stack, Scenario("spread", due), args.via, api)
         if "sustained" in only:
             at = utc_now() + timedelta(seconds=lead + args.sustained * per_run)
             print(f"\nsustained: a backlog of {args.sustained:,} runs, drained")
             await run_scenario(
-                nc, js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via
+                nc, js, engine, stack, Scenario("sustained", [at] * args.sustained), args.via, api
             )
         await engine.dispose()
     finally:
@@ -567,7 +638,7 @@ if __name__ == "__main__":
     parser.add_argument("--sustained", type=int, default=30_000)
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=200)
-    parser.add_argument("--via", choices=["executor", "scheduler"], default="executor")
+    parser.add_argument("--via", choices=["executor", "scheduler", "api"], default="executor")
     # The scheduler's fire lead (SCHEDULER_FIRE_LEAD_SECONDS, default 20 s): 30,000 fires due
     # at one instant need longer to come out of nats-server on a 2-core box.
     parser.add_argument("--fire-lead", type=float, default=None)
