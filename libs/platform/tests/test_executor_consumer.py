@@ -114,8 +114,14 @@ async def queue_empty(js: JetStreamContext) -> bool:
     return (await js.stream_info(names.WORK_STREAM)).state.messages == 0
 
 
-async def publish(js: JetStreamContext, count: int) -> list[RunRequested]:
-    requests = [run_request(http_definition("http://127.0.0.1:9/never")) for _ in range(count)]
+async def publish(
+    js: JetStreamContext, count: int, due: datetime | None = None
+) -> list[RunRequested]:
+    """``count`` runs due at ``due`` (now if not given)."""
+    requests = [
+        run_request(http_definition("http://127.0.0.1:9/never"), scheduled_for=due)
+        for _ in range(count)
+    ]
     for request in requests:
         await publish_run(js, request)
     return requests
@@ -373,22 +379,13 @@ async def test_a_run_far_ahead_of_this_hosts_clock_is_held_only_so_long(
     assert "before it is due" in caplog.text
 
 
-async def publish_due(js: JetStreamContext, count: int, due: datetime) -> list[RunRequested]:
-    requests = [
-        run_request(http_definition("http://127.0.0.1:9/"), scheduled_for=due) for _ in range(count)
-    ]
-    for request in requests:
-        await publish_run(js, request)
-    return requests
-
-
 async def test_runs_released_ahead_are_held_beyond_the_slots_and_start_at_their_instant(
     nc: NatsClient, queue: JetStreamContext
 ) -> None:
     executor = _Clocked()
     handler = RunRequestHandler(executor, "http", max_deliver=5)
     due = utc_now() + timedelta(seconds=1.5)
-    ahead = await publish_due(queue, 12, due)
+    ahead = await publish(queue, 12, due)
     opts = options(concurrency=2, batch=2, hold_ahead=20)
     registry = CollectorRegistry()
     metrics = RunMetrics.register(registry, "http", duration_help="test")
@@ -414,7 +411,7 @@ async def test_runs_held_beyond_the_hold_ahead_count_as_slots_taken(
 ) -> None:
     executor = _Clocked()
     handler = RunRequestHandler(executor, "http", max_deliver=5)
-    await publish_due(queue, 20, utc_now() + timedelta(seconds=30))
+    await publish(queue, 20, utc_now() + timedelta(seconds=30))
     async with consuming(nc, queue, handler, options(concurrency=2, batch=2, hold_ahead=5)) as (
         consumer
     ):
@@ -436,13 +433,13 @@ async def test_held_runs_go_back_at_shutdown_and_are_kept_alive_past_ack_wait(
     executor = _Clocked()
     handler = RunRequestHandler(executor, "http", max_deliver=5, observe=observe)
     # Held past twice ack_wait: in-progress acks keep it from being redelivered.
-    [kept] = await publish_due(queue, 1, utc_now() + timedelta(seconds=3.5))
+    [kept] = await publish(queue, 1, utc_now() + timedelta(seconds=3.5))
     async with consuming(nc, queue, handler, options(ack_wait_s=1.5, hold_ahead=5)):
         async with asyncio.timeout(8):
             await until(lambda: kept.run_id in executor.started, interval=0.02)
     assert deliveries == [1]
     # Still held at shutdown: handed back at once (ack_wait is 30 s), to run once due.
-    [back] = await publish_due(queue, 1, utc_now() + timedelta(seconds=1.5))
+    [back] = await publish(queue, 1, utc_now() + timedelta(seconds=1.5))
     async with consuming(nc, queue, handler, options(hold_ahead=5)) as consumer:
         async with asyncio.timeout(5):
             await until(lambda: consumer.held == 1, interval=0.01)
