@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time as _time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
@@ -404,6 +405,32 @@ async def test_runs_released_ahead_are_held_beyond_the_slots_and_start_at_their_
             assert utc_now() < due
             await until(lambda: queue_empty(queue))
     assert all(executor.started[request.run_id] >= due for request in ahead)
+
+
+class _FastOnce:
+    """``time`` whose clock reads 0.3 s fast on its first reading: the hold it sets ends
+    early, as a timer that fires early (or a wall clock stepped back) would make it."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def time(self) -> float:
+        self.readings += 1
+        return _time.time() + (0.3 if self.readings == 1 else 0.0)
+
+
+async def test_a_hold_that_ends_early_waits_out_the_rest(
+    nc: NatsClient, queue: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = _Clocked()
+    handler = RunRequestHandler(executor, "http", max_deliver=5)
+    due = utc_now() + timedelta(seconds=1)
+    [request] = await publish(queue, 1, due)
+    monkeypatch.setattr(consumer_module, "time", _FastOnce())
+    async with consuming(nc, queue, handler, options(hold_ahead=5)):
+        async with asyncio.timeout(5):
+            await until(lambda: request.run_id in executor.started, interval=0.01)
+    assert executor.started[request.run_id] >= due
 
 
 async def test_runs_held_beyond_the_hold_ahead_count_as_slots_taken(

@@ -98,12 +98,14 @@ def consumer_config(target: TargetKind, options: ConsumerOptions) -> ConsumerCon
 class _Held:
     """A message that arrived before it is due, with the timer that lets it in line."""
 
-    __slots__ = ("job", "msg", "since", "timer")
+    __slots__ = ("job", "msg", "since", "start_at", "timer")
 
-    def __init__(self, msg: Msg, job: Job, since: float) -> None:
+    def __init__(self, msg: Msg, job: Job, since: float, start_at: float) -> None:
         self.msg = msg
         self.job = job
         self.since = since
+        #: The epoch second it may start at: its due instant, or the longest hold's end.
+        self.start_at = start_at
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -251,9 +253,9 @@ class WorkConsumer:
         if status is None and msg.reply:
             self._credit = max(0, self._credit - 1)
             job = self._handler(msg)
-            early = job.due - time.time()
-            if early > 0:
-                self._hold(msg, job, now, early)
+            wall = time.time()
+            if job.due > wall:
+                self._hold(msg, job, now, wall)
                 await self._top_up()
             else:
                 self._admit(msg, job, now)
@@ -272,7 +274,9 @@ class WorkConsumer:
         self._credit = 0
         self._loop.call_later(0.5, self._spawn_top_up)
 
-    def _hold(self, msg: Msg, job: Job, since: float, early: float) -> None:
+    def _hold(self, msg: Msg, job: Job, since: float, wall: float) -> None:
+        start_at = job.due
+        early = start_at - wall
         if early > MAX_EARLY_HOLD_S:
             log.warning(
                 "%s arrived %.1f s before it is due; starting it in %.0f s (are the clocks of "
@@ -281,12 +285,19 @@ class WorkConsumer:
                 early,
                 MAX_EARLY_HOLD_S,
             )
-            early = MAX_EARLY_HOLD_S
-        held = _Held(msg, job, since)
-        held.timer = self._loop.call_later(early, self._due, held)
+            start_at = wall + MAX_EARLY_HOLD_S
+        held = _Held(msg, job, since, start_at)
+        held.timer = self._loop.call_later(start_at - wall, self._due, held)
         self._held.add(held)
 
     def _due(self, held: _Held) -> None:
+        early = held.start_at - time.time()
+        if early > 0:
+            # The loop's timers keep milliseconds and the loop's own cached clock, so one can
+            # fire a fraction of a millisecond early (or the wall clock was stepped): a run
+            # never starts before its instant, so wait out the rest.
+            held.timer = self._loop.call_later(early, self._due, held)
+            return
         self._held.discard(held)
         self._admit(held.msg, held.job, held.since)
 
