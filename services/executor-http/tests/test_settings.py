@@ -87,3 +87,11 @@ def test_methods_and_limits() -> None:
     assert configured.request_timeout_ms == 2500
     with pytest.raises(ValidationError):
         settings(CHRONOFLOW_PROFILE="development", EXECUTOR_HTTP_ACK_WAIT_SECONDS="1")
+
+
+def test_hold_ahead_reaches_the_consumer_and_is_bounded() -> None:
+    dev = {"CHRONOFLOW_PROFILE": "development"}
+    assert settings(**dev).consumer_options(200).hold_ahead == 5_000
+    assert settings(**dev, EXECUTOR_HTTP_HOLD_AHEAD="0").consumer_options(200).hold_ahead == 0
+    with pytest.raises(ValidationError, match="EXECUTOR_HTTP_HOLD_AHEAD"):
+        settings(**dev, EXECUTOR_HTTP_HOLD_AHEAD="-1")

@@ -36,7 +36,7 @@ class ExecutorSettings(BaseServiceSettings):
     max_ack_pending: int = Field(default=1000, ge=1)
     #: Run requests released ahead of their instant one replica takes and holds, decoded,
     #: beyond its concurrency (more wait in the work queue until slots free up).
-    hold_ahead: int = Field(default=500, ge=0, le=100_000)
+    hold_ahead: int = Field(default=400, ge=0, le=100_000)
     #: On SIGTERM, how long runs in flight may finish before they are handed back to JetStream.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
