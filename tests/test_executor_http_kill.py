@@ -3,6 +3,7 @@
 The executor runs as its own process (``python -m chronoflow_executor_http``), the sink is slowed
 to 200 ms so that a kill lands while hundreds of requests are open, and one run in ten is
 answered 503 at once the first time, so that retries are waiting in JetStream when it dies.
+A second test kills it while it holds runs released ahead of their instant.
 """
 
 from __future__ import annotations
@@ -243,6 +244,54 @@ async def test_kill_9_with_1000_runs_in_flight_loses_nothing_and_doubles_nothing
         f"{retries_waiting_at_kill} of them waiting in JetStream at the kill; history complete "
         f"{recovered_s:.1f} s after the restart began ({completed_at_kill} finished at the kill)"
     )
+
+
+async def test_kill_9_while_holding_runs_released_ahead_runs_each_once_at_its_instant(
+    js: JetStreamContext,
+    engine: AsyncEngine,
+    projector: FastAPI,
+    executor_process: ExecutorProcess,
+) -> None:
+    held = RUNS // 2
+    async with WebhookSink() as sink:
+        # Due after the kill and after ack_wait brings them back: the restarted process holds
+        # them again until their instant.
+        due = utc_now() + timedelta(seconds=ACK_WAIT_S + 3)
+        requests = [
+            run_request(http_definition(sink.url(), payload={"n": i}), scheduled_for=due)
+            for i in range(held)
+        ]
+        await asyncio.gather(*(publish_run(js, r) for r in requests))
+        await executor_process.start()
+
+        async def all_held() -> bool:
+            info = await js.consumer_info(names.WORK_STREAM, names.EXECUTOR_DURABLES["http"])
+            return bool(info.num_pending == 0 and info.num_ack_pending == held)
+
+        async with asyncio.timeout(10):
+            await until(all_held, interval=0.05)
+        await executor_process.kill()
+        assert utc_now() < due
+        assert sink.received == []
+        await executor_process.start()
+
+        async def all_finished() -> bool:
+            history = await final_history(engine)
+            return len(history) == held and all(finished(a) for a in history.values())
+
+        async with asyncio.timeout(30):
+            await until(all_finished, interval=0.25)
+            await until(lambda: work_queue_empty(js), interval=0.25)
+        history = await final_history(engine)
+
+    assert {r.occurrence_id for r in requests} == set(history)
+    for attempts in history.values():
+        [attempt] = attempts
+        assert attempt["status"] == "SUCCESS"
+        assert attempt["started_at"] >= attempt["scheduled_for"]
+    # Each run reached the receiver once, and none before its instant.
+    assert sorted(r.webhook_id or "" for r in sink.received) == sorted(history)
+    assert min(r.at for r in sink.received) >= due.timestamp()
 
 
 async def projected(js: JetStreamContext, engine: AsyncEngine) -> bool:
