@@ -287,15 +287,16 @@ class WorkConsumer:
             )
             start_at = wall + MAX_EARLY_HOLD_S
         held = _Held(msg, job, since, start_at)
-        held.timer = self._loop.call_later(start_at - wall, self._due, held)
         self._held.add(held)
+        self._due(held)
 
     def _due(self, held: _Held) -> None:
+        """Let ``held`` in line if its time has come, else (again) set its timer."""
         early = held.start_at - time.time()
         if early > 0:
-            # The loop's timers keep milliseconds and the loop's own cached clock, so one can
-            # fire a fraction of a millisecond early (or the wall clock was stepped): a run
-            # never starts before its instant, so wait out the rest.
+            # Checked again when the timer fires: the loop's timers keep milliseconds and the
+            # loop's own cached clock, so one can fire a fraction of a millisecond early (or
+            # the wall clock was stepped), and a run never starts before its instant.
             held.timer = self._loop.call_later(early, self._due, held)
             return
         self._held.discard(held)
@@ -343,12 +344,12 @@ class WorkConsumer:
         while True:
             await asyncio.sleep(period)
             now = self._loop.time()
-            held = [
+            unsettled = [
                 *self._inflight.values(),
                 *((msg, since) for msg, _, since in self._waiting),
                 *((entry.msg, entry.since) for entry in self._held),
             ]
-            for msg, since in held:
+            for msg, since in unsettled:
                 if now - since >= period:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
